@@ -1,0 +1,78 @@
+"""Model files: written atomically, read without executing code.
+
+A checkpoint is a plain dict of tensors, numbers, strings and lists saved with
+``torch.save`` and read with ``torch.load(weights_only=True)``, whose unpickler
+refuses anything that could run code. It holds everything needed to
+transcribe (configs as dicts, the alphabet, the weights) and, in training
+checkpoints, everything needed to resume.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .codec import Alphabet
+from .errors import HandwriteError
+from .model import CRNN, ModelConfig
+
+FORMAT = "handwrite-checkpoint"
+VERSION = 1
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``,
+    so a crash leaves either the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(path: Path, model: CRNN, alphabet: Alphabet, **extra) -> None:
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": asdict(model.cfg),
+        "alphabet": alphabet.chars,
+        "model": model.state_dict(),
+        **extra,
+    }
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_state(path: Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise HandwriteError(f"{path}: model file not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for foreign or corrupt files
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HandwriteError(f"{path}: not a handwrite model ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise HandwriteError(f"{path}: not a handwrite model (a checkpoint from another program?)")
+    if state.get("version", 0) > VERSION:
+        raise HandwriteError(f"{path}: model format version {state['version']} is newer than this handwrite supports")
+    return state
+
+
+def load_model(path: Path, map_location="cpu") -> tuple[CRNN, Alphabet, dict]:
+    """The model in eval mode, its alphabet, and the whole checkpoint dict."""
+    state = load_state(path, map_location)
+    model = CRNN(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, Alphabet(state["alphabet"]), state

@@ -1,0 +1,217 @@
+"""The ``handwrite`` command: argument parsing and output formatting only.
+
+Exit codes: 0 success; 1 the command ran but some inputs failed (an
+unreadable image among many); 2 bad arguments or bad input; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, HandwriteError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Offline handwritten text-line recognition: train, evaluate, transcribe.",
+)
+
+
+class Format(str, Enum):
+    auto = "auto"
+    iam = "iam"
+    pairs = "pairs"
+    tsv = "tsv"
+
+
+class OutputFormat(str, Enum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+class ReportFormat(str, Enum):
+    tsv = "tsv"
+    json = "json"
+
+
+def _fail(message: str, code: int = EXIT_INPUT):
+    typer.echo(f"handwrite: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors(command):
+    """User mistakes become one line on stderr and exit code 2, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except HandwriteError as e:
+            _fail(str(e))
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, n))
+
+
+def _log(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+ThreadsOpt = typer.Option(
+    1, "--threads", help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait)."
+)
+FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; auto detects it from the path.")
+
+
+@app.command()
+@_user_errors
+def train(
+    train_data: Path = typer.Argument(..., help="Training set: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt, last.pt and metrics.jsonl."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation set (default: TRAIN_DATA, with --val-split)."),
+    train_split: Optional[str] = typer.Option(None, "--train-split", help="Split name (e.g. train) or list file selecting training lines."),
+    val_split: Optional[str] = typer.Option(None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."),
+    fmt: Format = FormatOpt,
+    include_err: bool = typer.Option(False, "--include-err", help="IAM: also use lines marked 'err'."),
+    epochs: int = typer.Option(100, help="Maximum number of epochs."),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; training stops cleanly when it is spent."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps in all."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b"),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
+    patience: int = typer.Option(10, help="Stop after this many epochs without a better validation CER."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random distortions of training images."),
+    height: int = typer.Option(64, help="Line height in pixels the model reads."),
+    lstm_hidden: int = typer.Option(256, "--lstm-hidden"),
+    lstm_layers: int = typer.Option(3, "--lstm-layers"),
+    seed: int = typer.Option(42),
+    workers: int = typer.Option(1, help="Processes preparing batches beside the training loop (0: none)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    threads: int = ThreadsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
+):
+    """Train a model (or resume training) and keep the one with the best validation CER."""
+    from . import train as training
+    from .datasets import load_dataset
+    from .model import ModelConfig
+
+    _threads(threads)
+    if val is None and val_split is None:
+        _fail("give a validation set with --val and/or --val-split")
+    train_records = load_dataset(train_data, fmt.value, train_split, include_err)
+    val_records = load_dataset(val or train_data, fmt.value, val_split, include_err)
+    try:
+        model_cfg = ModelConfig(height=height, lstm_hidden=lstm_hidden, lstm_layers=lstm_layers)
+    except ValueError as e:
+        _fail(str(e))
+    cfg = training.TrainConfig(
+        epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
+        patience=patience, augment=augment, seed=seed, workers=workers,
+    )
+    result = training.train(
+        train_records, val_records, out, model_cfg, cfg, resume=resume,
+        show_progress=not quiet, log=(lambda m: None) if quiet else _log,
+    )
+    typer.echo(json.dumps(result))
+
+
+@app.command("eval")
+@_user_errors
+def evaluate(
+    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    data: Path = typer.Argument(..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
+    fmt: Format = FormatOpt,
+    include_err: bool = typer.Option(False, "--include-err", help="IAM: also evaluate lines marked 'err'."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."),
+    report_format: ReportFormat = typer.Option(ReportFormat.tsv, "--report-format"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: int = ThreadsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Character and word error rates of MODEL on a dataset."""
+    from .checkpoint import atomic_write
+    from .datasets import load_dataset
+    from .progress import bar
+    from .recognize import Recognizer, evaluate as run_eval
+
+    _threads(threads)
+    recognizer = Recognizer.load(model, device, batch_size)
+    records = load_dataset(data, fmt.value, split, include_err)
+    with bar(len(records), "evaluating", not quiet) as b:
+        ev = run_eval(recognizer, records, b.advance)
+    if report is not None:
+        atomic_write(report, lambda f: f.write(_report(ev, report_format).encode("utf-8")))
+    summary = ev.summary()
+    if as_json:
+        typer.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        typer.echo(f"lines\t{summary['lines']}")
+        typer.echo(f"CER\t{summary['cer']:.2%}\t({summary['char_errors']}/{summary['chars']})")
+        typer.echo(f"WER\t{summary['wer']:.2%}\t({summary['word_errors']}/{summary['words']})")
+        unknown = "".join(summary["unknown_chars"]) or "-"
+        typer.echo(f"unknown characters\t{sum(summary['unknown_chars'].values())}\t{unknown}")
+        if ev.failed:
+            typer.echo(f"unreadable images\t{ev.failed}")
+    for line in ev.lines:
+        if line.error:
+            _log(f"handwrite: error: {line.error}")
+    raise typer.Exit(EXIT_PARTIAL if ev.failed else EXIT_OK)
+
+
+def _report(ev, fmt: ReportFormat) -> str:
+    if fmt is ReportFormat.json:
+        rows = [line.__dict__ for line in ev.lines]
+        return json.dumps({"summary": ev.summary(), "lines": rows}, ensure_ascii=False, indent=1) + "\n"
+    out = ["id\treference\thypothesis\tcer"]
+    for line in ev.lines:
+        hyp = line.hypothesis if line.error is None else f"<error: {line.error}>"
+        out.append(f"{line.id}\t{line.reference}\t{hyp}\t{line.cer:.4f}")
+    return "\n".join(out) + "\n"
+
+
+@app.command()
+@_user_errors
+def transcribe(
+    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    images: list[str] = typer.Argument(..., help="Line images: files, folders or glob patterns."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per image, with confidence."),
+    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: int = ThreadsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Transcribe line images; one output line per image, in the order given."""
+    from .progress import bar
+    from .recognize import Recognizer, expand_inputs
+
+    _threads(threads)
+    recognizer = Recognizer.load(model, device, batch_size)
+    paths = expand_inputs(images)
+    if not paths:
+        _fail("no images found in " + " ".join(images))
+    with bar(len(paths), "transcribing", not quiet and len(paths) > 1) as b:
+        results = recognizer.transcribe(paths, b.advance)
+    for r in results:
+        if r.error:
+            _log(f"handwrite: error: {r.error}")
+        if output is OutputFormat.jsonl:
+            record = {"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}
+            typer.echo(json.dumps(record, ensure_ascii=False))
+        elif r.error is None:
+            typer.echo(f"{r.path}\t{r.text}")
+    raise typer.Exit(EXIT_PARTIAL if any(r.error for r in results) else EXIT_OK)

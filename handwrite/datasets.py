@@ -1,0 +1,191 @@
+"""Readers for the line-dataset layouts handwrite understands.
+
+Every reader returns a list of :class:`LineRecord` (image path, transcription,
+id), so the rest of the program never needs to know which layout a set came in.
+
+Layouts:
+
+* ``iam``   -- the IAM line database: ``ascii/lines.txt`` plus
+  ``lines/<a01>/<a01-000u>/<a01-000u-00>.png``; optional split lists.
+* ``pairs`` -- a folder tree of images, each with a ``.gt.txt`` sidecar
+  (kraken / OCRopus convention).
+* ``tsv``   -- a manifest file of ``relative/image/path<TAB>transcription`` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import HandwriteError
+
+FORMATS = ("iam", "pairs", "tsv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+@dataclass(frozen=True)
+class LineRecord:
+    image: Path
+    text: str
+    id: str
+
+
+def normalize_text(text: str) -> str:
+    """NFC plus collapsed whitespace: the one form transcriptions are compared in."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def load_dataset(
+    path: str | Path,
+    fmt: str = "auto",
+    split: str | None = None,
+    include_err: bool = False,
+) -> list[LineRecord]:
+    """Read a dataset in any supported layout; raise HandwriteError if it is empty."""
+    path = Path(path)
+    if not path.exists():
+        raise HandwriteError(f"{path}: no such file or folder")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "iam":
+        records = read_iam(path, split=split, include_err=include_err)
+    elif fmt == "pairs":
+        records = read_pairs(path, split=split)
+    elif fmt == "tsv":
+        records = read_tsv(path, split=split)
+    else:
+        raise HandwriteError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if not records:
+        raise HandwriteError(f"{path}: the dataset holds no lines" + (f" in split {split!r}" if split else ""))
+    return records
+
+
+def detect_format(path: Path) -> str:
+    if path.is_file():
+        if path.suffix.lower() in (".tsv", ".txt", ".csv") and path.name != "lines.txt":
+            return "tsv"
+        if path.name == "lines.txt":
+            raise HandwriteError(f"{path}: give the IAM root folder (the one holding ascii/), not lines.txt")
+        raise HandwriteError(f"{path}: not a dataset (expected a folder or a .tsv manifest)")
+    if (path / "ascii" / "lines.txt").is_file():
+        return "iam"
+    if next(path.rglob("*.gt.txt"), None) is not None:
+        return "pairs"
+    raise HandwriteError(
+        f"{path}: cannot tell the dataset format (no ascii/lines.txt, no *.gt.txt files); "
+        "pass --format iam|pairs|tsv"
+    )
+
+
+def _read_list(path: Path) -> list[str]:
+    try:
+        rows = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise HandwriteError(f"{path}: cannot read split list ({e})") from None
+    return [r.strip() for r in rows if r.strip() and not r.startswith("#")]
+
+
+def _split_file(root: Path, split: str, candidates: list[Path]) -> Path:
+    """A split is a path to a list file, or a name looked up among ``candidates``."""
+    as_path = Path(split)
+    if as_path.is_file():
+        return as_path
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise HandwriteError(f"{root}: no split list for {split!r} (looked for {', '.join(map(str, candidates))})")
+
+
+def read_iam(root: Path, split: str | None = None, include_err: bool = False) -> list[LineRecord]:
+    lines_txt = root / "ascii" / "lines.txt"
+    try:
+        rows = lines_txt.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise HandwriteError(f"{lines_txt}: cannot read ({e})") from None
+    wanted = None
+    if split is not None:
+        wanted = set(_read_list(_split_file(root, split, [root / "splits" / f"{split}.txt", root / f"{split}.txt"])))
+    records = []
+    for n, row in enumerate(rows, 1):
+        if not row.strip() or row.startswith("#"):
+            continue
+        fields = row.split(" ")
+        if len(fields) < 9 or fields[1] not in ("ok", "err"):
+            raise HandwriteError(f"{lines_txt}:{n}: not an IAM line row (want 'id ok|err graylevel ncomp x y w h text')")
+        line_id, status = fields[0], fields[1]
+        if status == "err" and not include_err:
+            continue
+        if wanted is not None and line_id not in wanted:
+            continue
+        # The transcription may itself contain spaces in some IAM copies; '|' is the word separator.
+        text = normalize_text(" ".join(" ".join(fields[8:]).split("|")))
+        if not text:
+            raise HandwriteError(f"{lines_txt}:{n}: transcription missing for {line_id}")
+        parts = line_id.split("-")
+        if len(parts) < 3:
+            raise HandwriteError(f"{lines_txt}:{n}: line id {line_id!r} is not of the form a01-000u-00")
+        image = root / "lines" / parts[0] / f"{parts[0]}-{parts[1]}" / f"{line_id}.png"
+        records.append(LineRecord(image, text, line_id))
+    return records
+
+
+def read_pairs(root: Path, split: str | None = None) -> list[LineRecord]:
+    if split is not None:
+        listed = _read_list(_split_file(root, split, [root / f"{split}.txt", root / "splits" / f"{split}.txt"]))
+        images = [root / p for p in listed]
+    else:
+        images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    records = []
+    for image in images:
+        gt = image.with_suffix(".gt.txt")
+        try:
+            text = gt.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if split is not None:
+                raise HandwriteError(f"{gt}: transcription missing for {image}") from None
+            continue  # a stray image without ground truth is not part of the set
+        except (OSError, UnicodeDecodeError) as e:
+            raise HandwriteError(f"{gt}: cannot read transcription ({e})") from None
+        text = normalize_text(text)
+        if not text:
+            raise HandwriteError(f"{gt}: transcription is empty")
+        records.append(LineRecord(image, text, str(image.relative_to(root).with_suffix(""))))
+    return records
+
+
+_HEADER_PATHS = {"path", "image", "file", "filename"}
+_HEADER_TEXTS = {"text", "transcription", "gt", "label"}
+
+
+def read_tsv(manifest: Path, split: str | None = None) -> list[LineRecord]:
+    """``path<TAB>text`` rows, paths relative to the manifest's folder.
+
+    An optional header row (``path<TAB>text[<TAB>split...]``) is recognised; with a
+    ``split`` column, ``split=`` selects rows by it.
+    """
+    try:
+        with manifest.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    except (OSError, UnicodeDecodeError) as e:
+        raise HandwriteError(f"{manifest}: cannot read manifest ({e})") from None
+    split_col = None
+    start = 0
+    if rows and len(rows[0]) >= 2 and rows[0][0].lower() in _HEADER_PATHS and rows[0][1].lower() in _HEADER_TEXTS:
+        header = [h.lower() for h in rows[0]]
+        split_col = header.index("split") if "split" in header else None
+        start = 1
+    if split is not None and split_col is None:
+        raise HandwriteError(f"{manifest}: split {split!r} requested but the manifest has no 'split' column")
+    records = []
+    for n, row in enumerate(rows[start:], start + 1):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) < 2 or not row[1].strip():
+            raise HandwriteError(f"{manifest}:{n}: transcription missing (want 'image<TAB>text')")
+        if split_col is not None and split is not None and (len(row) <= split_col or row[split_col] != split):
+            continue
+        rel = Path(row[0])
+        records.append(LineRecord(manifest.parent / rel, normalize_text(row[1]), str(rel.with_suffix(""))))
+    return records

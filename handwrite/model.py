@@ -1,0 +1,88 @@
+"""The recognition network: CNN feature extractor -> BiLSTM -> per-frame class scores.
+
+The CNN halves the image height in every block and halves the width in the
+first ``width_pools`` blocks, so the LSTM walks width / 2**width_pools frames:
+the LSTM is the slow part on a CPU, and a shorter sequence is the cheapest
+speed-up. Each remaining column of CNN features (channels x reduced height)
+becomes one frame for the LSTM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    height: int = 64  # input line height in pixels
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 96])
+    width_pools: int = 3  # the first this-many blocks also halve the width
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    dropout: float = 0.2
+    num_classes: int = 0  # alphabet size + blank; set from the codec
+
+    def __post_init__(self):
+        if self.height % (2 ** len(self.channels)):
+            raise ValueError(f"height {self.height} must be divisible by 2**{len(self.channels)} (one halving per block)")
+        if not 0 <= self.width_pools <= len(self.channels):
+            raise ValueError("width_pools must be between 0 and the number of conv blocks")
+
+    @property
+    def width_reduction(self) -> int:
+        return 2**self.width_pools
+
+
+class CRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        blocks, c_in = [], 1
+        for k, c_out in enumerate(cfg.channels):
+            pool = (2, 2) if k < cfg.width_pools else (2, 1)
+            blocks += [
+                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.LeakyReLU(0.1, inplace=True),
+                nn.MaxPool2d(pool, pool),
+            ]
+            c_in = c_out
+        self.cnn = nn.Sequential(*blocks)
+        feat = c_in * (cfg.height >> len(cfg.channels))
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.lstm = nn.LSTM(
+            feat, cfg.lstm_hidden, num_layers=cfg.lstm_layers, bidirectional=True,
+            dropout=cfg.dropout if cfg.lstm_layers > 1 else 0.0,
+        )
+        self.head = nn.Linear(2 * cfg.lstm_hidden, cfg.num_classes)
+        self._init_forget_gate()
+
+    def _init_forget_gate(self):
+        # A forget-gate bias of 1 lets gradients flow over long lines from the
+        # first step (Jozefowicz et al. 2015). PyTorch splits the bias into
+        # b_ih and b_hh, both laid out [input, forget, cell, output].
+        h = self.cfg.lstm_hidden
+        for name, p in self.lstm.named_parameters():
+            if name.startswith("bias"):
+                with torch.no_grad():
+                    p.zero_()
+                    p[h : 2 * h].fill_(0.5)
+
+    def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
+        r = self.cfg.width_reduction
+        return torch.div(widths, r, rounding_mode="floor").clamp(min=1)
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 1, H, W) -> log-probabilities (T, N, C) and frame counts (N,)."""
+        f = self.cnn(images)  # N, C, H', W'
+        n, c, h, w = f.shape
+        f = f.permute(3, 0, 1, 2).reshape(w, n, c * h)
+        lengths = self.output_lengths(widths).clamp(max=w)
+        # Packing keeps the backward LSTM from starting inside the padding of short lines.
+        packed = nn.utils.rnn.pack_padded_sequence(self.dropout(f), lengths.cpu(), enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, total_length=w)
+        return self.head(self.dropout(out)).log_softmax(-1), lengths

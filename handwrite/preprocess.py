@@ -1,0 +1,203 @@
+"""From image files to padded batches the network reads.
+
+A line image becomes a float tensor of shape (1, height, width) with ink as
+high values (paper 0, ink 1), scaled to a fixed height with its aspect ratio
+kept. Batches group lines of similar width so that little of each batch is
+padding, and carry each line's true width so CTC never reads the padding.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from .codec import Alphabet
+from .datasets import LineRecord
+from .errors import HandwriteError
+
+MIN_WIDTH = 8  # narrower than a few pixels after scaling is not a text line
+
+
+def load_line(path, height: int) -> np.ndarray:
+    """Read one line image as uint8 (height, width), ink high, contrast-stretched.
+
+    uint8 rather than float keeps an in-memory cache of a whole training set
+    four times smaller.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            grey = im.convert("L")
+    except FileNotFoundError:
+        raise HandwriteError(f"{path}: image not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise HandwriteError(f"{path}: not a readable image ({e})") from None
+    w, h = grey.size
+    if w == 0 or h == 0:
+        raise HandwriteError(f"{path}: image is empty ({w}x{h} pixels)")
+    new_w = max(1, round(w * height / h))
+    if new_w < MIN_WIDTH:
+        raise HandwriteError(f"{path}: image is too narrow to hold text ({w}x{h} pixels)")
+    grey = grey.resize((new_w, height), Image.Resampling.BILINEAR)
+    ink = 255.0 - np.asarray(grey, dtype=np.float32)
+    # Paper is the most common tone of a line image; stretching from it to the
+    # darkest strokes removes tinted paper and faint scans in one step.
+    paper = np.median(ink)
+    top = np.percentile(ink, 99.5)
+    scale = 255.0 / max(top - paper, 16.0)
+    return np.clip((ink - paper) * scale, 0, 255).astype(np.uint8)
+
+
+def to_tensor(line: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(line).float().div_(255.0).unsqueeze(0)
+
+
+def scaled_width(path, height: int) -> int:
+    """Width after scaling to ``height``, from the image header alone (no decoding)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except FileNotFoundError:
+        raise HandwriteError(f"{path}: image not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise HandwriteError(f"{path}: not a readable image ({e})") from None
+    if w == 0 or h == 0:
+        raise HandwriteError(f"{path}: image is empty ({w}x{h} pixels)")
+    return max(1, round(w * height / h))
+
+
+def make_augmenter():
+    """Training-time distortions of a (1, H, W) ink-high tensor.
+
+    Each is mild and applied with a probability, so most lines stay close to
+    the real thing; together they mimic other hands, pens and scanners.
+    """
+    from torchvision.transforms import v2
+
+    def stroke_width(x: torch.Tensor) -> torch.Tensor:
+        # Ink is high, so max-pooling thickens strokes and min-pooling thins them.
+        if torch.rand(()) < 0.5:
+            return torch.nn.functional.max_pool2d(x, 3, stride=1, padding=1)
+        return -torch.nn.functional.max_pool2d(-x, 3, stride=1, padding=1)
+
+    return v2.Compose(
+        [
+            v2.RandomApply([v2.RandomAffine(degrees=1.5, shear=(-15, 15, 0, 0), scale=(0.9, 1.05))], p=0.5),
+            v2.RandomApply([v2.ElasticTransform(alpha=12.0, sigma=4.0)], p=0.2),
+            v2.RandomApply([v2.Lambda(stroke_width)], p=0.25),
+            v2.RandomApply([v2.GaussianBlur(3, sigma=(0.3, 1.0))], p=0.2),
+        ]
+    )
+
+
+class LineDataset(torch.utils.data.Dataset):
+    """Lines as (image tensor, label list) pairs, decoded images cached in memory.
+
+    Decoding and rescaling a PNG costs more than a training step's share of it,
+    so each image is read once per process and kept as uint8.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[LineRecord],
+        alphabet: Alphabet,
+        height: int,
+        augment: bool = False,
+        seed: int = 0,
+    ):
+        self.records = list(records)
+        self.alphabet = alphabet
+        self.height = height
+        self.unknown: Counter = Counter()
+        self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
+        self.widths = [scaled_width(r.image, height) for r in self.records]
+        self.augment = make_augmenter() if augment else None
+        self.seed = seed
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def preload(self, advance=None) -> None:
+        """Decode every image now: bad files fail before training starts, and
+        DataLoader workers forked afterwards share the decoded images."""
+        for i in range(len(self)):
+            self._line(i)
+            if advance:
+                advance(1)
+
+    def _line(self, i: int) -> np.ndarray:
+        line = self._cache.get(i)
+        if line is None:
+            line = self._cache[i] = load_line(self.records[i].image, self.height)
+        return line
+
+    def __getitem__(self, key):
+        """``key`` is a line index, or (epoch, index) from WidthBatchSampler: worker
+        processes hold copies of this object, so the epoch must travel with the key."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        x = to_tensor(self._line(i))
+        if self.augment is not None:
+            # Seeding from (seed, epoch, line) makes augmentation the same whatever
+            # the worker count, and lets a resumed run see the same images.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
+                x = self.augment(x).clamp_(0, 1)
+        return x, self.labels[i], i
+
+
+class WidthBatchSampler(torch.utils.data.Sampler):
+    """Batches of lines of similar width, in an order fixed by (seed, epoch).
+
+    Lines are shuffled, cut into chunks of 50 batches, sorted by width inside each
+    chunk and batched; the batches are then shuffled. Padding stays small while
+    every epoch still mixes the data differently. ``skip`` drops the first batches
+    of the epoch, for resuming mid-epoch. Items are (epoch, index) pairs.
+    """
+
+    def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0):
+        self.widths = list(widths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+
+    def batches(self) -> list[list[int]]:
+        order = list(range(len(self.widths)))
+        if not self.shuffle:
+            order.sort(key=self.widths.__getitem__)
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = random.Random(self.seed * 100_003 + self.epoch)
+        rng.shuffle(order)
+        chunk = self.batch_size * 50
+        batches = []
+        for c in range(0, len(order), chunk):
+            part = sorted(order[c : c + chunk], key=self.widths.__getitem__)
+            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.batches()[self.skip :]:
+            yield [(self.epoch, i) for i in batch]
+
+    def __len__(self) -> int:
+        return -(-len(self.widths) // self.batch_size)
+
+
+def collate(items):
+    """Pad images to the widest in the batch (with paper, i.e. 0) and concatenate labels for CTC."""
+    images, labels, indices = zip(*items)
+    widths = torch.tensor([x.shape[-1] for x in images])
+    batch = torch.zeros(len(images), 1, images[0].shape[1], int(widths.max()))
+    for k, x in enumerate(images):
+        batch[k, :, :, : x.shape[-1]] = x
+    targets = torch.tensor([c for lab in labels for c in lab], dtype=torch.long)
+    target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)
+    return batch, widths, targets, target_lengths, list(indices)

@@ -1,0 +1,240 @@
+"""The training loop: CTC on width-grouped batches, validation CER every epoch.
+
+Writes into an output folder:
+
+* ``last.pt``       -- everything needed to resume (weights, optimizer, schedule,
+                       position in the epoch, RNG); written atomically at every
+                       epoch end, every ``save_every`` steps and when stopping.
+* ``best.pt``       -- the weights with the lowest validation CER so far.
+* ``metrics.jsonl`` -- one JSON record per epoch.
+
+Learning rate: linear warm-up, then halved whenever validation CER has not
+improved for ``lr_patience`` epochs. Unlike a cosine or one-cycle schedule
+this needs no total step count, so it suits runs bounded by wall-clock time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from collections.abc import Sequence
+
+import torch
+
+from . import checkpoint
+from .codec import Alphabet
+from .datasets import LineRecord
+from .errors import HandwriteError
+from .model import CRNN, ModelConfig
+from .preprocess import LineDataset, WidthBatchSampler, collate
+from .progress import bar
+from .recognize import Recognizer, evaluate
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    max_minutes: float | None = None  # wall-clock budget, validation included
+    max_steps: int | None = None  # stop after this many optimizer steps in all
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    lr_patience: int = 3  # epochs without improvement before the learning rate is halved
+    patience: int = 10  # epochs without improvement before training stops
+    grad_clip: float = 5.0
+    augment: bool = True
+    seed: int = 42
+    workers: int = 1  # DataLoader processes preparing batches beside the training loop
+    save_every: int = 1000  # steps between resumable checkpoints inside an epoch
+
+
+@dataclass
+class TrainState:
+    """Where a run stands; saved in last.pt so that --resume carries on exactly."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    lr_scale: float = 1.0
+    best_cer: float = math.inf  # best CER at an epoch end: drives the schedule and early stopping
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    best_saved_cer: float = math.inf  # CER of best.pt, which a validation at a mid-epoch stop may also write
+    elapsed: float = 0.0  # seconds of training so far, across resumes
+
+
+def train(
+    train_records: Sequence[LineRecord],
+    val_records: Sequence[LineRecord],
+    out_dir: str | Path,
+    model_cfg: ModelConfig | None = None,
+    cfg: TrainConfig | None = None,
+    resume: bool = False,
+    show_progress: bool = True,
+    log=print,
+) -> dict:
+    """Train (or resume training) a model; returns the final epoch's metrics record."""
+    out = Path(out_dir)
+    last = out / "last.pt"
+    model_cfg = model_cfg or ModelConfig()
+    cfg = cfg or TrainConfig()
+    if resume:
+        saved = checkpoint.load_state(last) if last.exists() else None
+        if saved is None:
+            raise HandwriteError(f"{last}: nothing to resume (no last.pt in {out})")
+        if "train_state" not in saved:
+            raise HandwriteError(f"{last}: holds no training state to resume from")
+        # The run keeps its own settings; only the limits may be changed when resuming.
+        limits = {k: getattr(cfg, k) for k in ("epochs", "max_minutes", "max_steps")}
+        cfg = TrainConfig(**{**saved["train_config"], **limits})
+        model_cfg = ModelConfig(**saved["model_config"])
+        alphabet = Alphabet(saved["alphabet"])
+        state = TrainState(**saved["train_state"])
+    else:
+        if last.exists():
+            raise HandwriteError(f"{out}: already holds a training run; pass --resume to continue it or choose another folder")
+        alphabet = Alphabet.from_texts(r.text for r in train_records)
+        model_cfg.num_classes = len(alphabet)
+        state = TrainState()
+        saved = None
+
+    torch.manual_seed(cfg.seed)
+    model = CRNN(model_cfg)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["rng"])
+
+    log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
+    train_set = LineDataset(train_records, alphabet, model_cfg.height, augment=cfg.augment, seed=cfg.seed)
+    with bar(len(train_set), "reading images", show_progress) as b:
+        train_set.preload(b.advance)
+    sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        # Its own generator keeps the loader from drawing on the global RNG, which
+        # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    validator = Recognizer(model, alphabet, batch_size=16, cache=True)
+    ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
+    metrics_path = out / "metrics.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save_last():
+        checkpoint.save(
+            last, model, alphabet, optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
+            train_config=asdict(cfg), train_state=asdict(state),
+        )
+
+    # SIGTERM (a scheduler's kill, a closed terminal) stops like Ctrl-C: last.pt is written first.
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    previous_handler = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    started = time.monotonic() - state.elapsed
+    record: dict = {}
+    stop_reason = None
+    try:
+        with bar(len(sampler), f"epoch {state.epoch + 1}", show_progress) as b:
+            while state.epoch < cfg.epochs and stop_reason is None:
+                model.train()
+                sampler.epoch = state.epoch
+                sampler.skip = state.step_in_epoch
+                b.reset(len(sampler), f"epoch {state.epoch + 1}")
+                b.advance(state.step_in_epoch)
+                loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
+                for images, widths, targets, target_lengths, _ in loader:
+                    for group in optimizer.param_groups:
+                        group["lr"] = cfg.lr * state.lr_scale * min(1.0, (state.step + 1) / cfg.warmup_steps)
+                    log_probs, lengths = model(images, widths)
+                    loss = ctc(log_probs, targets, lengths, target_lengths)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
+                    state.step += 1
+                    state.step_in_epoch += 1
+                    loss_sum += loss.item() * len(widths)
+                    lines += len(widths)
+                    speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
+                    b.advance(1, info=f"loss {loss_sum / lines:.3f}  {speed:.1f} lines/s")
+                    state.elapsed = time.monotonic() - started
+                    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                        stop_reason = "max_steps"
+                    elif cfg.max_minutes is not None and state.elapsed >= cfg.max_minutes * 60:
+                        stop_reason = "time budget"
+                    if stop_reason:
+                        break
+                    if state.step % cfg.save_every == 0:
+                        save_last()
+                epoch_done = stop_reason is None
+                record = _validate_and_log(
+                    model, alphabet, validator, val_records, state, out, metrics_path,
+                    loss_sum / max(lines, 1), lines / max(time.monotonic() - epoch_t0, 1e-9), cfg, epoch_done,
+                )
+                log(
+                    f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
+                    f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s"
+                )
+                if epoch_done:
+                    state.epoch += 1
+                    state.step_in_epoch = 0
+                    if state.bad_epochs >= cfg.patience:
+                        stop_reason = f"no improvement for {cfg.patience} epochs"
+                save_last()
+    except KeyboardInterrupt:
+        state.elapsed = time.monotonic() - started
+        save_last()
+        log(f"interrupted; resumable state saved to {last}")
+        raise
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
+    log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
+    return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _validate_and_log(model, alphabet, validator, val_records, state, out, metrics_path, loss, speed, cfg, epoch_done):
+    ev = evaluate(validator, val_records)
+    if ev.counts.cer < state.best_saved_cer:
+        state.best_saved_cer = ev.counts.cer
+        checkpoint.save(out / "best.pt", model, alphabet, train_config=asdict(cfg), val_cer=ev.counts.cer)
+    # Only whole epochs move the schedule, so stopping and resuming mid-epoch changes nothing.
+    if epoch_done:
+        if ev.counts.cer < state.best_cer:
+            state.best_cer, state.best_epoch, state.bad_epochs = ev.counts.cer, state.epoch, 0
+        else:
+            state.bad_epochs += 1
+            if state.bad_epochs % cfg.lr_patience == 0:
+                state.lr_scale *= 0.5
+    record = {
+        "epoch": state.epoch + 1,
+        "complete_epoch": epoch_done,
+        "step": state.step,
+        "train_loss": loss,
+        "val_cer": ev.counts.cer,
+        "val_wer": ev.counts.wer,
+        "lr": cfg.lr * state.lr_scale,
+        "train_lines_per_s": speed,
+        "elapsed_s": round(state.elapsed, 1),
+    }
+    with metrics_path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
