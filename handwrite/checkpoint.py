@@ -59,9 +59,11 @@ def load_state(path: Path, map_location="cpu") -> dict:
         raise HandwriteError(f"{path}: model file not found")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for foreign or corrupt files
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise HandwriteError(f"{path}: not a handwrite model ({first})") from None
+    except Exception:  # torch raises many types for foreign, corrupt or code-carrying files
+        raise HandwriteError(
+            f"{path}: not a handwrite model (unreadable as a safe torch checkpoint: corrupt, truncated, "
+            "another program's file, or one that would need to run code to load)"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise HandwriteError(f"{path}: not a handwrite model (a checkpoint from another program?)")
     if state.get("version", 0) > VERSION:

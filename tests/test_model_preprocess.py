@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handwrite.codec import Alphabet
+from handwrite.datasets import load_dataset
+from handwrite.errors import HandwriteError
+from handwrite.model import CRNN, ModelConfig
+from handwrite.preprocess import LineDataset, WidthBatchSampler, collate, load_line
+
+from conftest import IAM_MINI
+
+
+def test_load_line_ink_high_fixed_height(tmp_path):
+    img = np.full((50, 200), 230, np.uint8)  # light paper
+    img[20:30, 40:160] = 20  # a dark stroke
+    Image.fromarray(img).save(tmp_path / "l.png")
+    line = load_line(tmp_path / "l.png", 32)
+    assert line.shape == (32, 128)  # 200 * 32 / 50
+    assert line.dtype == np.uint8
+    assert line[16, 80] > 200 and line[2, 5] < 20  # stroke high, paper low
+
+
+def test_width_batches_group_similar_widths_and_cover_all():
+    widths = list(range(10, 1010, 10))
+    sampler = WidthBatchSampler(widths, 4, shuffle=True, seed=1)
+    batches = sampler.batches()
+    assert sorted(i for b in batches for i in b) == list(range(100))
+    # within a chunk the batch holds neighbours in width order
+    assert max(max(widths[i] for i in b) - min(widths[i] for i in b) for b in batches) < 200
+    sampler.epoch = 1
+    assert sampler.batches() != batches  # each epoch is mixed differently
+    sampler.epoch = 0
+    assert sampler.batches() == batches  # but reproducibly
+    sampler.skip = 3
+    assert [[i for _, i in b] for b in sampler] == batches[3:]
+
+
+def test_collate_pads_with_paper_and_keeps_lengths():
+    a = torch.ones(1, 8, 10)
+    b = torch.ones(1, 8, 6)
+    images, widths, targets, target_lengths, _ = collate([(a, [1, 2], 0), (b, [3], 1)])
+    assert images.shape == (2, 1, 8, 10)
+    assert widths.tolist() == [10, 6]
+    assert images[1, 0, :, 6:].abs().sum() == 0
+    assert targets.tolist() == [1, 2, 3] and target_lengths.tolist() == [2, 1]
+
+
+def test_model_output_lengths_follow_the_true_widths():
+    cfg = ModelConfig(height=32, channels=[8, 16], width_pools=2, lstm_hidden=16, lstm_layers=2, num_classes=5)
+    model = CRNN(cfg).eval()
+    x = torch.rand(2, 1, 32, 64)
+    x[1, :, :, 40:] = 0  # collate pads with paper
+    log_probs, lengths = model(x, torch.tensor([64, 40]))
+    assert log_probs.shape == (16, 2, 5)
+    assert lengths.tolist() == [16, 10]
+    assert torch.allclose(log_probs.exp().sum(-1), torch.ones(16, 2), atol=1e-5)
+    # Padding must barely change a line's output: the short line alone gives nearly
+    # the same scores. Not exactly: after a conv block the padding is no longer zero
+    # (BatchNorm shifts it), so the last columns' receptive fields differ a little.
+    # Without packing, the backward LSTM would start in the padding and differ a lot.
+    alone, _ = model(x[1:, :, :, :40], torch.tensor([40]))
+    assert torch.allclose(alone[:, 0], log_probs[:10, 1], atol=1e-2)
+
+
+def test_forget_gate_bias_sums_to_one():
+    model = CRNN(ModelConfig(lstm_hidden=8, num_classes=3))
+    h = 8
+    for layer in range(model.cfg.lstm_layers):
+        total = getattr(model.lstm, f"bias_ih_l{layer}")[h : 2 * h] + getattr(model.lstm, f"bias_hh_l{layer}")[h : 2 * h]
+        assert torch.allclose(total, torch.ones(h))
+
+
+def test_bad_model_config():
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig(height=60)
+
+
+def test_augmentation_is_reproducible_and_changes_images():
+    records = load_dataset(IAM_MINI)
+    alphabet = Alphabet.from_texts(r.text for r in records)
+    plain = LineDataset(records, alphabet, 32)
+    aug = LineDataset(records, alphabet, 32, augment=True, seed=3)
+    changed = 0
+    for i in range(len(records)):
+        x1, labels, _ = aug[(0, i)]
+        x2, _, _ = aug[(0, i)]
+        assert torch.equal(x1, x2)
+        assert x1.shape[1] == 32 and 0 <= x1.min() and x1.max() <= 1
+        assert alphabet.decode(labels) == records[i].text
+        changed += not torch.equal(x1, plain[i][0])
+    assert changed >= 2

@@ -1,0 +1,125 @@
+"""The whole path learns: train on a handful of real lines until they are read
+back correctly, then evaluate and transcribe through the CLI."""
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from handwrite import checkpoint
+from handwrite.cli import app
+from handwrite.datasets import load_dataset
+from handwrite.model import ModelConfig
+from handwrite.train import TrainConfig, train
+
+from conftest import IAM_MINI
+
+runner = CliRunner()
+
+TINY = dict(height=32, channels=[16, 32, 48], width_pools=2, lstm_hidden=64, lstm_layers=1, dropout=0.0)
+
+
+def _quick(**kw):
+    base = dict(epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    records = load_dataset(IAM_MINI, split="train")
+    result = train(records, records, out, ModelConfig(**TINY), _quick(), show_progress=False, log=lambda m: None)
+    return out, result
+
+
+def test_training_cer_falls_to_near_zero(trained):
+    out, result = trained
+    history = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert history[0]["val_cer"] > 0.5  # it starts out unable to read
+    assert result["best_val_cer"] <= 0.05
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 10
+
+
+def test_cli_eval_reads_the_training_lines_back(trained, tmp_path):
+    out, _ = trained
+    report = tmp_path / "report.tsv"
+    r = runner.invoke(app, ["eval", str(out / "best.pt"), str(IAM_MINI), "--split", "train", "--json", "-q", "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["lines"] == 6 and summary["cer"] <= 0.05 and summary["unknown_chars"] == {}
+    rows = report.read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "id\treference\thypothesis\tcer" and len(rows) == 7
+    assert rows[1].startswith("h00-000-18\tof them.\t")
+
+
+def test_cli_eval_counts_unknown_characters(trained):
+    out, _ = trained
+    # The validation split holds 'councils' and 'If the'; training never saw c, u or I.
+    r = runner.invoke(app, ["eval", str(out / "best.pt"), str(IAM_MINI), "--split", "validation", "--include-err", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    unknown = json.loads(r.stdout)["unknown_chars"]
+    assert unknown == {"c": 2, "u": 1, "I": 1}
+
+
+def test_cli_transcribe_files_folders_globs_jsonl(trained):
+    out, _ = trained
+    records = {r.image.name: r.text for r in load_dataset(IAM_MINI, split="train")}
+    folder = IAM_MINI / "lines" / "h00"
+    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), str(folder), str(IAM_MINI / "lines" / "h01" / "*" / "*.png"), "--output", "jsonl", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 8  # 5 images under h00 (two of them err lines) + 3 under h01
+    hits = [row for row in rows if row["path"].rsplit("/", 1)[1] in records]
+    correct = sum(row["text"] == records[row["path"].rsplit("/", 1)[1]] for row in hits)
+    assert correct >= len(hits) - 1
+    assert all(0 < row["confidence"] <= 1 and row["error"] is None for row in rows)
+
+
+def test_cli_transcribe_text_output_in_given_order(trained):
+    out, _ = trained
+    recs = load_dataset(IAM_MINI, split="train")[:3]
+    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), *[str(x.image) for x in recs[::-1]], "-q"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(x.image) for x in recs[::-1]]
+
+
+def test_cli_train_end_to_end(tmp_path):
+    out = tmp_path / "cli-run"
+    r = runner.invoke(app, [
+        "train", str(IAM_MINI), "--train-split", "train", "--val-split", "validation", "-o", str(out),
+        "--max-steps", "3", "--batch-size", "2", "--height", "32", "--lstm-hidden", "16", "--lstm-layers", "1",
+        "--workers", "0", "-q",
+    ])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["stop_reason"] == "max_steps"
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    model, alphabet, state = checkpoint.load_model(out / "best.pt")
+    assert model.cfg.height == 32 and state["train_config"]["batch_size"] == 2
+    # The same folder without --resume is refused rather than overwritten.
+    again = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "validation", "-o", str(out), "-q"])
+    assert again.exit_code == 2 and "already holds a training run" in again.output
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stopping mid-epoch and resuming gives the same weights as one unbroken run."""
+    records = load_dataset(IAM_MINI, split="train")
+    cfg = dict(epochs=4, batch_size=2, lr=3e-3, warmup_steps=4, augment=True, lr_patience=1)
+    tiny = dict(TINY, dropout=0.2)
+    quiet = dict(show_progress=False, log=lambda m: None)
+    whole = train(records, records, tmp_path / "a", ModelConfig(**tiny), _quick(**cfg), **quiet)
+
+    first = train(records, records, tmp_path / "b", ModelConfig(**tiny), _quick(max_steps=5, **cfg), **quiet)
+    assert first["stop_reason"] == "max_steps"
+    saved = checkpoint.load_state(tmp_path / "b" / "last.pt")
+    assert saved["train_state"]["step"] == 5 and saved["train_state"]["step_in_epoch"] == 2  # 3 steps an epoch
+    resumed = train(records, records, tmp_path / "b", None, _quick(**cfg), resume=True, **quiet)
+
+    assert resumed["step"] == whole["step"] == 12
+    assert resumed["val_cer"] == whole["val_cer"]
+    a = checkpoint.load_state(tmp_path / "a" / "last.pt")
+    b = checkpoint.load_state(tmp_path / "b" / "last.pt")
+    assert a["train_state"]["lr_scale"] == b["train_state"]["lr_scale"]
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
