@@ -6,7 +6,7 @@ from PIL import Image
 from handwrite.codec import Alphabet
 from handwrite.datasets import load_dataset
 from handwrite.errors import HandwriteError
-from handwrite.model import CRNN, ModelConfig
+from handwrite.model import CRNN, BiLSTM, ModelConfig
 from handwrite.preprocess import LineDataset, WidthBatchSampler, collate, load_line
 
 from conftest import IAM_MINI
@@ -59,7 +59,6 @@ def test_model_output_lengths_follow_the_true_widths():
     # Padding must barely change a line's output: the short line alone gives nearly
     # the same scores. Not exactly: after a conv block the padding is no longer zero
     # (BatchNorm shifts it), so the last columns' receptive fields differ a little.
-    # Without packing, the backward LSTM would start in the padding and differ a lot.
     alone, _ = model(x[1:, :, :, :40], torch.tensor([40]))
     assert torch.allclose(alone[:, 0], log_probs[:10, 1], atol=1e-2)
 
@@ -67,9 +66,26 @@ def test_model_output_lengths_follow_the_true_widths():
 def test_forget_gate_bias_sums_to_one():
     model = CRNN(ModelConfig(lstm_hidden=8, num_classes=3))
     h = 8
-    for layer in range(model.cfg.lstm_layers):
-        total = getattr(model.lstm, f"bias_ih_l{layer}")[h : 2 * h] + getattr(model.lstm, f"bias_hh_l{layer}")[h : 2 * h]
+    lstms = [*model.rnn.forward_lstms, *model.rnn.backward_lstms]
+    assert len(lstms) == 2 * model.cfg.lstm_layers
+    for lstm in lstms:
+        total = lstm.bias_ih_l0[h : 2 * h] + lstm.bias_hh_l0[h : 2 * h]
         assert torch.allclose(total, torch.ones(h))
+
+
+def test_bilstm_ignores_padding_exactly():
+    torch.manual_seed(0)
+    rnn = BiLSTM(4, 5, 2, 0.0)
+    x = torch.randn(7, 2, 4)
+    batched = rnn(x, torch.tensor([7, 4]))
+    x[4:, 1] = 99.0  # whatever the padding holds
+    assert torch.allclose(rnn(x, torch.tensor([7, 4]))[:4, 1], batched[:4, 1])
+    alone = rnn(x[:4, 1:], torch.tensor([4]))
+    assert torch.allclose(alone[:, 0], batched[:4, 1], atol=1e-6)
+    # and it is a real bidirectional LSTM: the first frame depends on the last real one
+    y = x.clone()
+    y[3, 1] += 1.0
+    assert not torch.allclose(rnn(y, torch.tensor([7, 4]))[0, 1], batched[0, 1])
 
 
 def test_bad_model_config():
