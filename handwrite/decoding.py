@@ -1,14 +1,30 @@
 """Turning per-frame class scores into text.
 
-Greedy (best-path) decoding: take the most likely class in every frame, merge
-repeats, drop blanks.
+* Greedy (best-path) decoding: the most likely class in every frame, repeats
+  merged, blanks dropped. Fast, and what most HTR tools ship.
+* CTC prefix beam search (Hannun et al. 2014): keeps the ``beam`` most likely
+  label prefixes, each with the probability of all frame paths that spell it
+  (ending in blank or not), so alignments that greedy splits over several paths
+  are added up. It can add a character language model (weight ``lm_weight``,
+  per-character ``insertion_bonus``) and a lexicon that only lets lexicon words
+  be completed (word beam search, Scheidl et al. 2018).
+
+All arithmetic is in natural-log space.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 
-from .codec import BLANK
+from .codec import BLANK, Alphabet
+from .errors import HandwriteError
+
+NEG_INF = -math.inf
 
 
 def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
@@ -27,3 +43,121 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[in
         conf = float(best[:t_len, n].mean().exp()) if t_len else 0.0
         out.append((labels, conf))
     return out
+
+
+@dataclass
+class BeamConfig:
+    beam: int = 16
+    lm_weight: float = 0.0  # alpha: weight of the LM's log-probability
+    insertion_bonus: float = 0.0  # beta: added per character, offsets the LM's bias to short outputs
+    prune: float = 1e-3  # characters below this probability in a frame are not tried there
+    oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
+
+
+class Lexicon:
+    """Words that may be completed. A word is a maximal run of letters, digits and
+    apostrophes; everything else (spaces, punctuation) may stand between words freely."""
+
+    WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+
+    def __init__(self, words):
+        self.words = set(words)
+        if not self.words:
+            raise HandwriteError("the lexicon holds no words")
+        self.prefixes = {w[:k] for w in self.words for k in range(len(w) + 1)}
+        self.word_chars = {c for w in self.words for c in w}
+
+    @classmethod
+    def from_texts(cls, texts) -> "Lexicon":
+        return cls(w for t in texts for w in cls.WORD.findall(t))
+
+
+class PrefixBeamSearch:
+    def __init__(self, alphabet: Alphabet, cfg: BeamConfig, lm=None, lexicon: Lexicon | None = None):
+        self.alphabet, self.cfg, self.lm, self.lexicon = alphabet, cfg, lm, lexicon
+        self.log_prune = math.log(cfg.prune) if cfg.prune > 0 else NEG_INF
+        if lm is not None:
+            missing = [c for c in alphabet.chars if c != " " and c not in lm.index] + (
+                [" "] if " " in alphabet.chars and "<space>" not in lm.index else []
+            )
+            if missing:
+                shown = "".join(sorted(missing))
+                raise HandwriteError(f"the language model does not cover the model's characters {shown!r}; rebuild it from text that has them")
+            # label index -> LM vocabulary index (label 0, the blank, is never looked up)
+            self.lm_ids = np.array([0] + [lm.index["<space>" if c == " " else c] for c in alphabet.chars])
+        if lexicon is not None:
+            self.is_word_char = np.array([False] + [c in lexicon.word_chars for c in alphabet.chars])
+
+    def decode(self, log_probs: np.ndarray) -> tuple[list[int], float]:
+        """log_probs (T, C) of one line -> (labels, score of the best prefix)."""
+        cfg, lm = self.cfg, self.lm
+        # prefix -> [log P(prefix, ends in blank), log P(prefix, ends in a label)]
+        beams: dict[tuple, list[float]] = {(): [0.0, NEG_INF]}
+        # prefix -> (LM + bonus + OOV score, LM state, partial word at its end)
+        info: dict[tuple, tuple] = {(): (0.0, lm.state("") if lm else None, "")}
+
+        def rank(item) -> float:
+            prefix, (pb, pnb) = item
+            return np.logaddexp(pb, pnb) + info[prefix][0]
+
+        for frame in log_probs:
+            cands = np.nonzero(frame >= self.log_prune)[0]
+            cands = cands[cands != BLANK]
+            nxt: dict[tuple, list[float]] = {}
+            for prefix, (pb, pnb) in beams.items():
+                total = np.logaddexp(pb, pnb)
+                entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
+                entry[0] = np.logaddexp(entry[0], total + frame[BLANK])
+                last = prefix[-1] if prefix else None
+                if last is not None:
+                    entry[1] = np.logaddexp(entry[1], pnb + frame[last])
+                if cands.size == 0:
+                    continue
+                score, state, word = info[prefix]
+                ext = np.full(len(cands), cfg.insertion_bonus)
+                if lm is not None:
+                    ext += cfg.lm_weight * lm.log_probs(state)[self.lm_ids[cands]]
+                for c, bonus in zip(cands.tolist(), ext.tolist()):
+                    new = prefix + (c,)
+                    if new not in info:
+                        step = self._extend(word, c)
+                        if step is None:
+                            continue  # the lexicon forbids this character here
+                        new_word, penalty = step
+                        new_state = lm.state(self.alphabet.decode(new)) if lm is not None else None
+                        info[new] = (score + bonus + penalty, new_state, new_word)
+                    acoustic = (pb if c == last else total) + frame[c]
+                    e = nxt.setdefault(new, [NEG_INF, NEG_INF])
+                    e[1] = np.logaddexp(e[1], acoustic)
+            beams = dict(sorted(nxt.items(), key=rank, reverse=True)[: cfg.beam])
+
+        best, best_score = (), NEG_INF
+        for prefix, (pb, pnb) in beams.items():
+            score, state, word = info[prefix]
+            penalty = self._close_word(word)
+            if penalty is None:
+                continue
+            end = cfg.lm_weight * lm.log_probs(state)[lm.eos] if lm is not None else 0.0
+            s = np.logaddexp(pb, pnb) + score + penalty + end
+            if s > best_score:
+                best, best_score = prefix, s
+        return list(best), float(best_score)
+
+    def _extend(self, word: str, label: int) -> tuple[str, float] | None:
+        """(partial word, added penalty) after appending ``label``; None if the lexicon forbids it."""
+        if self.lexicon is None:
+            return "", 0.0
+        if self.is_word_char[label]:
+            longer = word + self.alphabet.chars[label - 1]
+            if longer in self.lexicon.prefixes or self.cfg.oov_penalty is not None:
+                return longer, 0.0
+            return None
+        penalty = self._close_word(word)
+        return None if penalty is None else ("", penalty)
+
+    def _close_word(self, word: str) -> float | None:
+        """Penalty for ending the partial word here: 0 for a lexicon word (or none),
+        -oov_penalty for another word where those are allowed, None where they are not."""
+        if self.lexicon is None or not word or word in self.lexicon.words:
+            return 0.0
+        return None if self.cfg.oov_penalty is None else -self.cfg.oov_penalty

@@ -1,0 +1,149 @@
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from handwrite.codec import Alphabet
+from handwrite.decoding import BeamConfig, Lexicon, PrefixBeamSearch, greedy
+from handwrite.errors import HandwriteError
+from handwrite.lm import CharLM, build_arpa, write_arpa
+
+
+def _random_ctc(rng, frames, classes, peaky=False):
+    logits = rng.normal(size=(frames, classes))
+    if peaky:
+        logits[np.arange(frames), rng.integers(0, classes, frames)] += 6.0
+    return torch.tensor(logits).log_softmax(-1).numpy()
+
+
+def _ctc_logprob(log_probs: np.ndarray, labels: list[int]) -> float:
+    """Exact log P(labels | frames) by torch's CTC forward algorithm."""
+    lp = torch.tensor(log_probs, dtype=torch.float64).unsqueeze(1)
+    loss = torch.nn.functional.ctc_loss(
+        lp, torch.tensor([labels or [1]], dtype=torch.long)[:, : len(labels)],
+        torch.tensor([lp.shape[0]]), torch.tensor([len(labels)]), reduction="sum",
+    )
+    return -float(loss)
+
+
+def _lm(tmp_path, texts, order=3) -> CharLM:
+    path = tmp_path / "lm.arpa"
+    write_arpa(path, build_arpa(texts, order))
+    return CharLM.load(path)
+
+
+def test_beam_width_one_equals_greedy_on_peaky_output():
+    # When one class holds over half of every frame's mass, no merge of paths
+    # can outweigh it, so a width-1 beam must follow the best path.
+    rng = np.random.default_rng(0)
+    alphabet = Alphabet("abc")
+    search = PrefixBeamSearch(alphabet, BeamConfig(beam=1, prune=0))
+    for _ in range(50):
+        lp = _random_ctc(rng, 12, 4, peaky=True)
+        assert np.exp(lp.max(-1)).min() > 0.5
+        (g, _), = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([12]))
+        assert search.decode(lp)[0] == g
+
+
+def test_wider_beam_never_worse_than_greedy():
+    rng = np.random.default_rng(1)
+    alphabet = Alphabet("abcd")
+    search = PrefixBeamSearch(alphabet, BeamConfig(beam=32, prune=0))
+    for _ in range(30):
+        lp = _random_ctc(rng, 8, 5)
+        (g, _), = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([8]))
+        labels, score = search.decode(lp)
+        assert _ctc_logprob(lp, labels) >= _ctc_logprob(lp, g) - 1e-9
+        # a prefix that fell out of the beam and came back has lost some paths' mass
+        assert score <= _ctc_logprob(lp, labels) + 1e-9
+
+
+@pytest.mark.parametrize("frames, classes", [(5, 3), (6, 4), (5, 4)])
+def test_beam_search_matches_brute_force(frames, classes):
+    rng = np.random.default_rng(frames * 10 + classes)
+    alphabet = Alphabet("abc"[: classes - 1])
+    search = PrefixBeamSearch(alphabet, BeamConfig(beam=10_000, prune=0))
+    for _ in range(5):
+        lp = _random_ctc(rng, frames, classes)
+        # every frame path, collapsed: the exact probability of every label sequence
+        totals: dict[tuple, float] = {}
+        for path in itertools.product(range(classes), repeat=frames):
+            labels = tuple(c for k, c in enumerate(path) if c != 0 and (k == 0 or c != path[k - 1]))
+            totals[labels] = np.logaddexp(totals.get(labels, -math.inf), sum(lp[t, c] for t, c in enumerate(path)))
+        best = max(totals, key=totals.get)
+        labels, score = search.decode(lp)
+        assert tuple(labels) == best
+        assert score == pytest.approx(totals[best], abs=1e-9)
+
+
+def test_lm_distributions_sum_to_one(tmp_path):
+    lm = _lm(tmp_path, ["the cat sat on the mat", "a hat", "that is that", "Mr. Brown's 3 hats"], order=4)
+    for context in ["", "t", "th", "the", " ", "zzz", "Mr. B", "hats"]:
+        assert np.exp(lm.log_probs(lm.state(context))).sum() == pytest.approx(1.0, abs=1e-5), context
+
+
+def test_lm_beats_unigram_on_held_out_text(tmp_path):
+    words = "the of and to in that it was his with as for had you not be her on at by which have or from this".split()
+    rng = np.random.default_rng(2)
+    lines = [" ".join(rng.choice(words, 8)) for _ in range(300)]
+    train, held_out = lines[:250], lines[250:]
+    assert _lm(tmp_path, train, 5).perplexity(held_out) < 0.7 * _lm(tmp_path, train, 1).perplexity(held_out)
+
+
+def test_lm_helps_beam_search_pick_the_likely_word(tmp_path):
+    alphabet = Alphabet("aceht ")
+    lm = _lm(tmp_path, ["the cat the hat the cat"] * 20, order=4)
+    ids = {c: alphabet.encode(c)[0] for c in alphabet.chars}
+    # frames spell "the" but the middle frame is torn between 'h' and 'c'
+    lp = np.full((5, len(alphabet)), -9.0)
+    for t, dist in enumerate([{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}, {"e": 0.9}, {0: 0.9}]):
+        for k, p in dist.items():
+            lp[t, ids[k] if isinstance(k, str) else 0] = math.log(p)
+    plain = PrefixBeamSearch(alphabet, BeamConfig(beam=8))
+    with_lm = PrefixBeamSearch(alphabet, BeamConfig(beam=8, lm_weight=1.0), lm=lm)
+    assert alphabet.decode(plain.decode(lp)[0]) == "tce"
+    assert alphabet.decode(with_lm.decode(lp)[0]) == "the"
+
+
+def test_lexicon_only_emits_lexicon_words():
+    rng = np.random.default_rng(3)
+    alphabet = Alphabet("abno ")
+    lexicon = Lexicon(["banana", "no", "a"])
+    search = PrefixBeamSearch(alphabet, BeamConfig(beam=16, prune=0), lexicon=lexicon)
+    for _ in range(40):
+        lp = _random_ctc(rng, 14, len(alphabet))
+        labels, score = search.decode(lp)
+        text = alphabet.decode(labels)
+        assert all(w in lexicon.words for w in text.split()), text
+    # with OOV allowed, the same frames may leave the lexicon
+    free = PrefixBeamSearch(alphabet, BeamConfig(beam=16, prune=0, oov_penalty=0.0))
+    outputs = {alphabet.decode(free.decode(_random_ctc(rng, 14, len(alphabet)))[0]) for _ in range(40)}
+    assert any(w not in lexicon.words for t in outputs for w in t.split())
+
+
+def test_lexicon_from_text_splits_off_punctuation():
+    assert Lexicon.from_texts(["Dear Hooker, it's 1908."]).words == {"Dear", "Hooker", "it's", "1908"}
+
+
+def test_lm_must_cover_model_alphabet(tmp_path):
+    lm = _lm(tmp_path, ["abc abc"])
+    with pytest.raises(HandwriteError, match="does not cover.*'z'"):
+        PrefixBeamSearch(Alphabet("abcz "), BeamConfig(lm_weight=1), lm=lm)
+
+
+def test_lm_build_and_load_errors(tmp_path):
+    with pytest.raises(HandwriteError, match="no text"):
+        build_arpa(["", "  "], 3)
+    with pytest.raises(HandwriteError, match="not found"):
+        CharLM.load(tmp_path / "missing.arpa")
+    (tmp_path / "bad.arpa").write_text("hello\n")
+    with pytest.raises(HandwriteError, match="not an ARPA"):
+        CharLM.load(tmp_path / "bad.arpa")
+
+
+def test_gzipped_arpa_round_trip(tmp_path):
+    write_arpa(tmp_path / "lm.arpa.gz", build_arpa(["hello world"], 3))
+    lm = CharLM.load(tmp_path / "lm.arpa.gz")
+    assert lm.score("hello world") > lm.score("dlrow olleh")
