@@ -74,7 +74,13 @@ def load_state(path: Path, map_location="cpu") -> dict:
 def load_model(path: Path, map_location="cpu") -> tuple[CRNN, Alphabet, dict]:
     """The model in eval mode, its alphabet, and the whole checkpoint dict."""
     state = load_state(path, map_location)
-    model = CRNN(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    try:
+        model = CRNN(ModelConfig(**state["model_config"]))
+        model.load_state_dict(state["model"])
+        alphabet = Alphabet(state["alphabet"])
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        raise HandwriteError(
+            f"{path}: model does not match this version of handwrite (its weights or settings do not fit the network)"
+        ) from None
     model.eval()
-    return model, Alphabet(state["alphabet"]), state
+    return model, alphabet, state

@@ -76,6 +76,40 @@ ThreadsOpt = typer.Option(
 FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; auto detects it from the path.")
 
 
+class Decoder(str, Enum):
+    greedy = "greedy"
+    beam = "beam"
+
+
+# Decoding options: left unset, the settings saved beside the model by `lm tune` apply, else greedy.
+DecoderOpt = typer.Option(None, "--decoder", help="greedy or beam (default: the model's saved settings, else greedy).")
+LmOpt = typer.Option(None, "--lm", help="Character n-gram LM (ARPA, from `handwrite lm build`); implies --decoder beam.")
+LexiconOpt = typer.Option(None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty.")
+BeamOpt = typer.Option(None, "--beam", help="Beam width (default 16).")
+LmWeightOpt = typer.Option(None, "--lm-weight", help="LM weight alpha (default 0.5).")
+BonusOpt = typer.Option(None, "--insertion-bonus", help="Per-character bonus beta (default 0).")
+OovOpt = typer.Option(None, "--oov-penalty", help="Allow words outside the lexicon at this log-penalty each.")
+WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
+
+
+def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
+    from dataclasses import replace
+
+    from .decoding import DecoderSpec, load_spec
+
+    spec = load_spec(model) or DecoderSpec()
+    given = {
+        "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None, "beam": beam,
+        "lm_weight": lm_weight, "insertion_bonus": insertion_bonus, "oov_penalty": oov_penalty,
+    }
+    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
+    if decoder is not None:
+        spec = replace(spec, decoder=decoder.value)
+    elif lm or lexicon:
+        spec = replace(spec, decoder="beam")
+    return spec
+
+
 @app.command()
 @_user_errors
 def train(
@@ -140,6 +174,14 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    decoder: Optional[Decoder] = DecoderOpt,
+    lm: Optional[Path] = LmOpt,
+    lexicon: Optional[Path] = LexiconOpt,
+    beam: Optional[int] = BeamOpt,
+    lm_weight: Optional[float] = LmWeightOpt,
+    insertion_bonus: Optional[float] = BonusOpt,
+    oov_penalty: Optional[float] = OovOpt,
+    workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -150,13 +192,14 @@ def evaluate(
     from .recognize import Recognizer, evaluate as run_eval
 
     _threads(threads)
-    recognizer = Recognizer.load(model, device, batch_size)
+    spec = _decoder_spec(model, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
+    recognizer = Recognizer.load(model, device, batch_size, spec, workers)
     records = load_dataset(data, fmt.value, split, include_err)
     with bar(len(records), "evaluating", not quiet) as b:
         ev = run_eval(recognizer, records, b.advance)
     if report is not None:
         atomic_write(report, lambda f: f.write(_report(ev, report_format).encode("utf-8")))
-    summary = ev.summary()
+    summary = {**ev.summary(), "decoder": spec.decoder}
     if as_json:
         typer.echo(json.dumps(summary, ensure_ascii=False))
     else:
@@ -192,6 +235,14 @@ def transcribe(
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per image, with confidence."),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    decoder: Optional[Decoder] = DecoderOpt,
+    lm: Optional[Path] = LmOpt,
+    lexicon: Optional[Path] = LexiconOpt,
+    beam: Optional[int] = BeamOpt,
+    lm_weight: Optional[float] = LmWeightOpt,
+    insertion_bonus: Optional[float] = BonusOpt,
+    oov_penalty: Optional[float] = OovOpt,
+    workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -200,7 +251,8 @@ def transcribe(
     from .recognize import Recognizer, expand_inputs
 
     _threads(threads)
-    recognizer = Recognizer.load(model, device, batch_size)
+    spec = _decoder_spec(model, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
+    recognizer = Recognizer.load(model, device, batch_size, spec, workers)
     paths = expand_inputs(images)
     if not paths:
         _fail("no images found in " + " ".join(images))
@@ -215,3 +267,104 @@ def transcribe(
         elif r.error is None:
             typer.echo(f"{r.path}\t{r.text}")
     raise typer.Exit(EXIT_PARTIAL if any(r.error for r in results) else EXIT_OK)
+
+
+lm_app = typer.Typer(no_args_is_help=True, help="Character n-gram language models for beam-search decoding.")
+app.add_typer(lm_app, name="lm")
+
+
+def _texts(sources: list[Path], fmt: Format, split: Optional[str]) -> list[str]:
+    """Lines of text from plain text files, or the transcriptions of datasets (folders, .tsv manifests)."""
+    from .datasets import load_dataset
+
+    lines: list[str] = []
+    for src in sources:
+        if src.is_dir() or src.suffix.lower() == ".tsv":
+            lines += [r.text for r in load_dataset(src, fmt.value, split)]
+            continue
+        try:
+            lines += src.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            raise HandwriteError(f"{src}: no such file or folder") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise HandwriteError(f"{src}: cannot read as UTF-8 text ({e})") from None
+    return lines
+
+
+@lm_app.command("build")
+@_user_errors
+def lm_build(
+    sources: list[Path] = typer.Argument(..., help="Plain UTF-8 text files (one line each) and/or datasets whose transcriptions to use."),
+    out: Path = typer.Option(..., "--out", "-o", help="ARPA file to write (.gz compresses it)."),
+    order: int = typer.Option(6, "--order", "-n", help="n-gram order (characters)."),
+    split: Optional[str] = typer.Option(None, "--split", help="For datasets: the split whose transcriptions to use (e.g. train)."),
+    fmt: Format = FormatOpt,
+    lexicon_out: Optional[Path] = typer.Option(None, "--lexicon-out", help="Also write the words of the text here, one per line."),
+):
+    """Build a character n-gram LM (interpolated Kneser-Ney) from text."""
+    import time
+
+    from .checkpoint import atomic_write
+    from .decoding import Lexicon
+    from .lm import build_arpa, write_arpa
+
+    t0 = time.monotonic()
+    lines = _texts(sources, fmt, split)
+    write_arpa(out, build_arpa(lines, order))
+    summary = {"lm": str(out), "order": order, "lines": len(lines), "bytes": out.stat().st_size,
+               "seconds": round(time.monotonic() - t0, 2)}
+    if lexicon_out is not None:
+        words = sorted(Lexicon.from_texts(lines).words)
+        atomic_write(lexicon_out, lambda f: f.write(("\n".join(words) + "\n").encode("utf-8")))
+        summary["lexicon_words"] = len(words)
+    typer.echo(json.dumps(summary, ensure_ascii=False))
+
+
+@lm_app.command("tune")
+@_user_errors
+def lm_tune(
+    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    data: Path = typer.Argument(..., help="Validation dataset."),
+    lm: Path = typer.Option(..., "--lm", help="ARPA LM to tune the weights of."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
+    fmt: Format = FormatOpt,
+    lexicon: Optional[Path] = LexiconOpt,
+    oov_penalty: Optional[float] = OovOpt,
+    beam: int = typer.Option(16, "--beam"),
+    weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
+    bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Save the best settings beside the model, where transcribe and eval find them."),
+    as_json: bool = typer.Option(False, "--json", help="Print the grid as JSON lines."),
+    threads: int = ThreadsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
+    from .datasets import load_dataset
+    from .decoding import DecoderSpec, save_spec
+    from .progress import bar
+    from .recognize import Recognizer, tune_decoder
+
+    _threads(threads)
+    try:
+        grid_w = [float(x) for x in weights.split(",")]
+        grid_b = [float(x) for x in bonuses.split(",")]
+    except ValueError:
+        _fail("--weights and --bonuses take comma-separated numbers")
+    base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
+    recognizer = Recognizer.load(model)
+    records = load_dataset(data, fmt.value, split)
+    with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
+        rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps(row))
+        else:
+            w = "-" if row["lm_weight"] is None else row["lm_weight"]
+            bonus = "-" if row["insertion_bonus"] is None else row["insertion_bonus"]
+            typer.echo(f"{row['decoder']}\talpha={w}\tbeta={bonus}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}")
+    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
+    if save:
+        from dataclasses import replace
+
+        path = save_spec(model, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"]))
+        _log(f"best: alpha={best['lm_weight']} beta={best['insertion_bonus']} (CER {best['cer']:.2%}); saved to {path}")

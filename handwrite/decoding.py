@@ -14,9 +14,12 @@ All arithmetic is in natural-log space.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -161,3 +164,80 @@ class PrefixBeamSearch:
         if self.lexicon is None or not word or word in self.lexicon.words:
             return 0.0
         return None if self.cfg.oov_penalty is None else -self.cfg.oov_penalty
+
+
+@dataclass
+class DecoderSpec:
+    """Which decoder to run and with what; what `lm tune` saves beside a model.
+
+    Paths are resolved when the decoder is built, so a spec can travel to worker
+    processes and each builds its own decoder there.
+    """
+
+    decoder: str = "greedy"  # greedy | beam
+    lm: str | None = None
+    lexicon: str | None = None
+    beam: int = 16
+    lm_weight: float = 0.5
+    insertion_bonus: float = 0.0
+    prune: float = 1e-3
+    oov_penalty: float | None = None
+
+    def build(self, alphabet: Alphabet) -> PrefixBeamSearch | None:
+        """The beam search this spec describes, or None for greedy decoding."""
+        if self.decoder == "greedy":
+            return None
+        if self.decoder != "beam":
+            raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
+        from .lm import CharLM
+
+        lm = CharLM.load(self.lm) if self.lm else None
+        lexicon = Lexicon(_read_words(Path(self.lexicon))) if self.lexicon else None
+        cfg = BeamConfig(
+            beam=self.beam, lm_weight=self.lm_weight if lm is not None else 0.0,
+            insertion_bonus=self.insertion_bonus, prune=self.prune, oov_penalty=self.oov_penalty,
+        )
+        return PrefixBeamSearch(alphabet, cfg, lm=lm, lexicon=lexicon)
+
+
+def _read_words(path: Path) -> list[str]:
+    try:
+        return [w.strip() for w in path.read_text(encoding="utf-8").split() if w.strip()]
+    except FileNotFoundError:
+        raise HandwriteError(f"{path}: lexicon file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise HandwriteError(f"{path}: cannot read lexicon ({e})") from None
+
+
+def spec_path(model_path: Path) -> Path:
+    """Where a model's saved decoding settings live: beside it, as <model>.decoding.json."""
+    return Path(model_path).with_name(Path(model_path).name + ".decoding.json")
+
+
+def load_spec(model_path: Path) -> DecoderSpec | None:
+    path = spec_path(model_path)
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        spec = DecoderSpec(**raw)
+    except (OSError, ValueError, TypeError) as e:
+        raise HandwriteError(f"{path}: not a decoding settings file ({e})") from None
+    # Files named in it are relative to it, so model, LM and settings move together.
+    for name in ("lm", "lexicon"):
+        value = getattr(spec, name)
+        if value is not None:
+            setattr(spec, name, str(path.parent / value))
+    return spec
+
+
+def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
+    from .checkpoint import atomic_write
+
+    path = spec_path(model_path)
+    raw = asdict(spec)
+    for name in ("lm", "lexicon"):
+        if raw[name] is not None:
+            raw[name] = os.path.relpath(Path(raw[name]).resolve(), path.parent.resolve())
+    atomic_write(path, lambda f: f.write((json.dumps(raw, indent=1) + "\n").encode("utf-8")))
+    return path

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import glob
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import checkpoint, decoding
+from .codec import Alphabet
 from .datasets import IMAGE_SUFFIXES, LineRecord
+from .decoding import DecoderSpec
 from .errors import HandwriteError
 from .metrics import ErrorCounts, cer
 from .preprocess import collate, load_line, to_tensor
@@ -45,22 +48,31 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
 
 
 class Recognizer:
-    """Greedy transcription with a model in memory; ``cache`` keeps decoded images
-    (training validates on the same lines every epoch)."""
+    """Batched transcription with a model in memory.
 
-    def __init__(self, model, alphabet, device="cpu", batch_size: int = 16, cache: bool = False):
+    ``decoder`` picks greedy or beam search (with LM / lexicon); beam search over
+    many lines can run in ``workers`` processes while this one runs the network.
+    ``cache`` keeps decoded images (training validates on the same lines every epoch).
+    """
+
+    def __init__(self, model, alphabet, device="cpu", batch_size: int = 16, cache: bool = False,
+                 decoder: DecoderSpec | None = None, workers: int = 1):
         self.model, self.alphabet = model, alphabet
         self.device = torch.device(device)
         self.height = model.cfg.height
         self.batch_size = batch_size
         self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+        self.spec = decoder or DecoderSpec()
+        self.search = self.spec.build(alphabet)  # None: greedy
+        self.workers = workers
 
     @classmethod
-    def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = 16) -> "Recognizer":
+    def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = 16,
+             decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise HandwriteError("--device cuda: no CUDA device is available to torch here")
         model, alphabet, _ = checkpoint.load_model(Path(model_path), map_location=device)
-        return cls(model.to(device), alphabet, device, batch_size)
+        return cls(model.to(device), alphabet, device, batch_size, decoder=decoder, workers=workers)
 
     def _load(self, path: Path) -> np.ndarray:
         if self._cache is None:
@@ -69,16 +81,21 @@ class Recognizer:
             self._cache[path] = load_line(path, self.height)
         return self._cache[path]
 
-    def _run(self, lines: Sequence[np.ndarray]) -> list[tuple[str, float]]:
-        images = [(to_tensor(x), [], k) for k, x in enumerate(lines)]
-        batch, widths, *_ = collate(images)
+    def _network(self, lines: Sequence[np.ndarray]) -> list[tuple[np.ndarray, list[int], float]]:
+        """Per line: frame log-probabilities (T, C), greedy labels and confidence."""
+        batch, widths, *_ = collate([(to_tensor(x), [], k) for k, x in enumerate(lines)])
         self.model.eval()
         with torch.inference_mode():
             log_probs, lengths = self.model(batch.to(self.device), widths.to(self.device))
-        return [(self.alphabet.decode(lab), conf) for lab, conf in decoding.greedy(log_probs.cpu(), lengths.cpu())]
+        log_probs, lengths = log_probs.cpu(), lengths.cpu()
+        out = []
+        for n, (labels, conf) in enumerate(decoding.greedy(log_probs, lengths)):
+            out.append((log_probs[: lengths[n], n].numpy(), labels, conf))
+        return out
 
     def transcribe(self, paths: Sequence[Path], progress: Callable[[int], None] | None = None) -> list[Transcription]:
         """One result per path, in order; unreadable images get ``error`` and do not stop the rest."""
+        advance = progress or (lambda n: None)
         results = [Transcription(Path(p)) for p in paths]
         loaded: list[tuple[int, np.ndarray]] = []
         for k, r in enumerate(results):
@@ -86,17 +103,47 @@ class Recognizer:
                 loaded.append((k, self._load(r.path)))
             except HandwriteError as e:
                 r.error = str(e)
-                if progress:
-                    progress(1)
+                advance(1)
         # Sorting by width before batching keeps padding (wasted work) small.
         loaded.sort(key=lambda item: item[1].shape[1])
+        frames: list[tuple[int, np.ndarray]] = []
         for b in range(0, len(loaded), self.batch_size):
             chunk = loaded[b : b + self.batch_size]
-            for (k, _), (text, conf) in zip(chunk, self._run([x for _, x in chunk])):
-                results[k].text, results[k].confidence = text, conf
-            if progress:
-                progress(len(chunk))
+            for (k, _), (lp, labels, conf) in zip(chunk, self._network([x for _, x in chunk])):
+                results[k].confidence = conf
+                if self.search is None:
+                    results[k].text = self.alphabet.decode(labels)
+                else:
+                    frames.append((k, lp))
+            if self.search is None:
+                advance(len(chunk))
+        for k, labels in zip([k for k, _ in frames], self._beam([lp for _, lp in frames], advance)):
+            results[k].text = self.alphabet.decode(labels)
         return results
+
+    def _beam(self, frames: list[np.ndarray], advance) -> Iterator[list[int]]:
+        if self.workers <= 1 or len(frames) < 4 * self.workers:
+            for lp in frames:
+                yield self.search.decode(lp)[0]
+                advance(1)
+            return
+        with ProcessPoolExecutor(self.workers, initializer=_start_worker, initargs=(self.spec, self.alphabet.chars)) as pool:
+            for labels in pool.map(_decode_in_worker, frames, chunksize=4):
+                yield labels
+                advance(1)
+
+
+_worker_search = None
+
+
+def _start_worker(spec: DecoderSpec, chars: list[str]) -> None:
+    global _worker_search
+    torch.set_num_threads(1)
+    _worker_search = spec.build(Alphabet(chars))
+
+
+def _decode_in_worker(log_probs: np.ndarray) -> list[int]:
+    return _worker_search.decode(log_probs)[0]
 
 
 @dataclass
@@ -146,3 +193,32 @@ def evaluate(recognizer: Recognizer, records: Sequence[LineRecord], progress=Non
         ev.counts.add(rec.text, hyp)
         ev.lines.append(LineResult(rec.id, rec.text, res.text, cer(rec.text, hyp), res.error))
     return ev
+
+
+def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: DecoderSpec,
+                 weights: Sequence[float], bonuses: Sequence[float], progress=None) -> list[dict]:
+    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first.
+
+    The network runs once; only the search is repeated, sharing one LM and its cache.
+    """
+    greedy_rec = Recognizer(recognizer.model, recognizer.alphabet, recognizer.device, recognizer.batch_size)
+    frames: list[np.ndarray] = []
+    counts = ErrorCounts()
+    lines = [(rec, greedy_rec._load(rec.image)) for rec in records]
+    for b in range(0, len(lines), greedy_rec.batch_size):
+        chunk = lines[b : b + greedy_rec.batch_size]
+        for (rec, _), (lp, labels, _) in zip(chunk, greedy_rec._network([x for _, x in chunk])):
+            frames.append(lp)
+            counts.add(rec.text, recognizer.alphabet.decode(labels))
+    rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
+    search = replace(base, decoder="beam").build(recognizer.alphabet)
+    for w in weights:
+        for bonus in bonuses:
+            search.cfg = replace(search.cfg, lm_weight=w, insertion_bonus=bonus)
+            counts = ErrorCounts()
+            for rec, lp in zip(records, frames):
+                counts.add(rec.text, recognizer.alphabet.decode(search.decode(lp)[0]))
+            rows.append({"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer})
+            if progress:
+                progress(1)
+    return rows

@@ -19,3 +19,21 @@ def needs_shared(name: str):
         not (SHARED_DATA / name).is_dir(),
         reason=f"full data set {SHARED_DATA / name} not present (only on development machines)",
     )
+
+
+# A model small enough to memorise a handful of lines in seconds.
+TINY = dict(height=32, channels=[16, 32, 48], width_pools=2, lstm_hidden=64, lstm_layers=1, dropout=0.0)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A tiny model trained on the 6 'ok' training lines of the IAM fixture until it reads them."""
+    from handwrite.datasets import load_dataset
+    from handwrite.model import ModelConfig
+    from handwrite.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run")
+    records = load_dataset(IAM_MINI, split="train")
+    cfg = TrainConfig(epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000)
+    result = train(records, records, out, ModelConfig(**TINY), cfg, show_progress=False, log=lambda m: None)
+    return out, result

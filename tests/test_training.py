@@ -13,24 +13,13 @@ from handwrite.datasets import load_dataset
 from handwrite.model import ModelConfig
 from handwrite.train import TrainConfig, train
 
-from conftest import IAM_MINI
+from conftest import IAM_MINI, TINY
 
 runner = CliRunner()
-
-TINY = dict(height=32, channels=[16, 32, 48], width_pools=2, lstm_hidden=64, lstm_layers=1, dropout=0.0)
-
 
 def _quick(**kw):
     base = dict(epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000)
     return TrainConfig(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    records = load_dataset(IAM_MINI, split="train")
-    result = train(records, records, out, ModelConfig(**TINY), _quick(), show_progress=False, log=lambda m: None)
-    return out, result
 
 
 def test_training_cer_falls_to_near_zero(trained):

@@ -1,0 +1,104 @@
+"""`handwrite lm build` / `lm tune` and the decoding options of eval and transcribe."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from handwrite.cli import app
+from handwrite.decoding import load_spec
+
+from conftest import COPISTE_MINI, IAM_MINI
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def model(trained, tmp_path):
+    """A private copy of the trained model, so saved decoding settings stay in this test."""
+    out, _ = trained
+    path = tmp_path / "model.pt"
+    shutil.copy(out / "best.pt", path)
+    return path
+
+
+def _build(tmp_path, *sources, order=4, extra=()):
+    lm = tmp_path / "lm.arpa"
+    r = runner.invoke(app, ["lm", "build", *map(str, sources), "--order", str(order), "-o", str(lm), *extra])
+    return r, lm
+
+
+def test_lm_build_from_dataset_and_text(tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("the quick brown fox\nof them all\n", encoding="utf-8")
+    r, lm = _build(tmp_path, IAM_MINI, text, extra=["--split", "train", "--lexicon-out", str(tmp_path / "words.txt")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["lines"] == 6 + 2 and summary["bytes"] == lm.stat().st_size
+    assert lm.read_text(encoding="utf-8").startswith("\n\\data\\\nngram 1=")
+    words = (tmp_path / "words.txt").read_text(encoding="utf-8").split()
+    assert "Aviemore" in words and "fox" in words and "them." not in words
+
+
+def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
+    r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train", "--lexicon-out", str(tmp_path / "words.txt")])
+    assert r.exit_code == 0, r.output
+    for extra in ([], ["--lm", str(lm)], ["--lm", str(lm), "--lexicon", str(tmp_path / "words.txt")]):
+        r = runner.invoke(app, ["eval", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra])
+        assert r.exit_code == 0, r.output
+        summary = json.loads(r.stdout)
+        assert summary["decoder"] == "beam" and summary["cer"] <= 0.05, extra
+
+
+def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
+    r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
+    r = runner.invoke(app, ["lm", "tune", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
+                            "--weights", "0.1,0.5", "--bonuses", "0,1", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 1 + 4 and rows[0]["decoder"] == "greedy"
+    spec = load_spec(model)
+    assert spec.decoder == "beam" and spec.lm_weight in (0.1, 0.5) and spec.insertion_bonus in (0, 1)
+    # The settings travel with the model: moving both keeps the LM reference valid.
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in (model, model.with_name(model.name + ".decoding.json")):
+        shutil.move(f, moved / f.name)
+    shutil.move(lm, moved / lm.name)
+    r = runner.invoke(app, ["eval", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["decoder"] == "beam"
+    r = runner.invoke(app, ["eval", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q", "--decoder", "greedy"])
+    assert json.loads(r.stdout)["decoder"] == "greedy"
+
+
+def test_parallel_beam_search_gives_the_same_text(model, tmp_path):
+    r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
+    images = [str(IAM_MINI / "lines")]
+    serial = runner.invoke(app, ["transcribe", str(model), *images, "--lm", str(lm), "-q"])
+    parallel = runner.invoke(app, ["transcribe", str(model), *images, "--lm", str(lm), "-q", "--workers", "2"])
+    assert serial.exit_code == parallel.exit_code == 0, parallel.output
+    assert serial.stdout == parallel.stdout and len(serial.stdout.splitlines()) == 10
+
+
+def test_lm_not_covering_the_model(model, tmp_path):
+    r, lm = _build(tmp_path, COPISTE_MINI)  # French lines: lacks letters of the Hooker training text
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["eval", str(model), str(IAM_MINI), "--lm", str(lm)])
+    assert r.exit_code == 2 and "does not cover" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("flag", ["--lm", "--lexicon"])
+def test_missing_lm_or_lexicon_file(model, tmp_path, flag):
+    r = runner.invoke(app, ["transcribe", str(model), str(IAM_MINI / "lines"), flag, str(tmp_path / "nope")])
+    assert r.exit_code == 2
+    assert str(tmp_path / "nope") in r.stderr and "not found" in r.stderr
+
+
+def test_lm_build_from_empty_text(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    r, _ = _build(tmp_path, tmp_path / "empty.txt")
+    assert r.exit_code == 2 and "no text" in r.stderr
+    r, _ = _build(tmp_path, tmp_path / "missing.txt")
+    assert r.exit_code == 2 and "missing.txt: no such file" in r.stderr
