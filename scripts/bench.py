@@ -1,0 +1,129 @@
+"""Throughput and memory benchmarks; prints one JSON record.
+
+    python scripts/bench.py train DATA [--split train] [--steps 60] [--batch-size 8]
+    python scripts/bench.py infer MODEL DATA [--split test] [--lines 200] [--lm LM] [--lexicon FILE]
+
+``train`` times optimizer steps (forward, CTC, backward, AdamW) on real
+batches after a warm-up, with augmentation running in one DataLoader worker
+as in `handwrite train`. ``infer`` times transcription of already-decoded
+line images (reading and scaling the files included) at batch 1 and batch 16,
+greedy and, with --lm, beam search, plus the model load time. Peak RSS is the whole process's (ru_maxrss), so run
+each mode in its own process. Uses only the standard library and torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import handwrite  # noqa: E402  (sets OMP_WAIT_POLICY before torch loads)
+import torch  # noqa: E402
+
+from handwrite import checkpoint  # noqa: E402
+from handwrite.codec import Alphabet  # noqa: E402
+from handwrite.datasets import load_dataset  # noqa: E402
+from handwrite.decoding import DecoderSpec  # noqa: E402
+from handwrite.model import CRNN, ModelConfig  # noqa: E402
+from handwrite.preprocess import LineDataset, WidthBatchSampler, collate  # noqa: E402
+from handwrite.recognize import Recognizer  # noqa: E402
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_train(args) -> dict:
+    records = load_dataset(args.data, split=args.split)
+    alphabet = Alphabet.from_texts(r.text for r in records)
+    cfg = ModelConfig(height=args.height, num_classes=len(alphabet))
+    torch.manual_seed(0)
+    model = CRNN(cfg)
+    dataset = LineDataset(records, alphabet, cfg.height, augment=True)
+    dataset.preload()
+    sampler = WidthBatchSampler(dataset.widths, args.batch_size, shuffle=True)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    model.train()
+    lines, t0 = 0, None
+    for step, (images, widths, targets, target_lengths, _) in enumerate(loader):
+        if step == args.warmup:
+            lines, t0 = 0, time.perf_counter()
+        log_probs, lengths = model(images, widths)
+        loss = ctc(log_probs, targets, lengths, target_lengths)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        lines += len(widths)
+        if step + 1 == args.warmup + args.steps:
+            break
+    seconds = time.perf_counter() - t0
+    return {
+        "mode": "train", "data": str(args.data), "split": args.split, "height": args.height,
+        "batch_size": args.batch_size, "steps": args.steps, "lines": lines,
+        "lines_per_s": round(lines / seconds, 2), "params": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib()),
+    }
+
+
+def bench_infer(args) -> dict:
+    t0 = time.perf_counter()
+    checkpoint.load_model(args.model)
+    load_s = time.perf_counter() - t0
+    records = load_dataset(args.data, split=args.split)[: args.lines]
+    paths = [r.image for r in records]
+    out = {"mode": "infer", "model": str(args.model), "lines": len(paths), "model_load_s": round(load_s, 3)}
+    decoders = {"greedy": DecoderSpec()}
+    if args.lm:
+        decoders["beam_lm"] = DecoderSpec(decoder="beam", lm=str(args.lm), lm_weight=args.lm_weight, beam=args.beam)
+        if args.lexicon:
+            decoders["beam_lm_lexicon"] = DecoderSpec(
+                decoder="beam", lm=str(args.lm), lexicon=str(args.lexicon), lm_weight=args.lm_weight, beam=args.beam
+            )
+    model, alphabet, _ = checkpoint.load_model(args.model)
+    for name, spec in decoders.items():
+        for batch in (1, 16):
+            rec = Recognizer(model, alphabet, batch_size=batch, decoder=spec)
+            rec.transcribe(paths[:16])  # warm-up
+            t0 = time.perf_counter()
+            rec.transcribe(paths)
+            out[f"{name}_batch{batch}_lines_per_s"] = round(len(paths) / (time.perf_counter() - t0), 2)
+    out["threads"] = torch.get_num_threads()
+    out["peak_rss_mib"] = round(peak_rss_mib())
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("data", type=Path)
+    t.add_argument("--split", default="train")
+    t.add_argument("--steps", type=int, default=60)
+    t.add_argument("--warmup", type=int, default=5)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--height", type=int, default=64)
+    i = sub.add_parser("infer")
+    i.add_argument("model", type=Path)
+    i.add_argument("data", type=Path)
+    i.add_argument("--split", default="test")
+    i.add_argument("--lines", type=int, default=200)
+    i.add_argument("--lm", type=Path)
+    i.add_argument("--lexicon", type=Path)
+    i.add_argument("--lm-weight", type=float, default=0.5)
+    i.add_argument("--beam", type=int, default=16)
+    for p in (t, i):
+        p.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(json.dumps(bench_train(args) if args.mode == "train" else bench_infer(args)))
+
+
+if __name__ == "__main__":
+    main()
