@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -231,8 +232,9 @@ def _report(ev, fmt: ReportFormat) -> str:
 @_user_errors
 def transcribe(
     model: Path = typer.Argument(..., help="Model file (.pt)."),
-    images: list[str] = typer.Argument(..., help="Line images: files, folders or glob patterns."),
+    images: list[str] = typer.Argument(..., help="Line images: files, folders or glob patterns; '-' reads paths from standard input."),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per image, with confidence."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the results to this file (atomically) instead of standard output."),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
@@ -253,19 +255,31 @@ def transcribe(
     _threads(threads)
     spec = _decoder_spec(model, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
     recognizer = Recognizer.load(model, device, batch_size, spec, workers)
+    if "-" in images:
+        # one path per line, as `find ... | handwrite transcribe MODEL -` gives them
+        stdin_paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        images = [p for item in images for p in (stdin_paths if item == "-" else [item])]
     paths = expand_inputs(images)
     if not paths:
         _fail("no images found in " + " ".join(images))
     with bar(len(paths), "transcribing", not quiet and len(paths) > 1) as b:
         results = recognizer.transcribe(paths, b.advance)
+    rows = []
     for r in results:
         if r.error:
             _log(f"handwrite: error: {r.error}")
         if output is OutputFormat.jsonl:
             record = {"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}
-            typer.echo(json.dumps(record, ensure_ascii=False))
+            rows.append(json.dumps(record, ensure_ascii=False))
         elif r.error is None:
-            typer.echo(f"{r.path}\t{r.text}")
+            rows.append(f"{r.path}\t{r.text}")
+    if out is None:
+        for row in rows:
+            typer.echo(row)
+    else:
+        from .checkpoint import atomic_write
+
+        atomic_write(out, lambda f: f.write("".join(row + "\n" for row in rows).encode("utf-8")))
     raise typer.Exit(EXIT_PARTIAL if any(r.error for r in results) else EXIT_OK)
 
 

@@ -21,6 +21,13 @@ class _Bar:
         if self._progress is not None:
             self._progress.update(self._task, advance=n, **fields)
 
+    def print(self, message: str, fallback) -> None:
+        """Show a log line above a live bar (so the two do not garble each other), else via ``fallback``."""
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False, highlight=False)
+        else:
+            fallback(message)
+
     def reset(self, total: int, description: str) -> None:
         if self._progress is not None:
             self._progress.reset(self._task, total=total, description=description, info="")

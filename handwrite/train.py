@@ -183,9 +183,10 @@ def train(
                     model, alphabet, validator, val_records, state, out, metrics_path,
                     loss_sum / max(lines, 1), lines / max(time.monotonic() - epoch_t0, 1e-9), cfg, epoch_done,
                 )
-                log(
+                b.print(
                     f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
-                    f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s"
+                    f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
+                    log,
                 )
                 if epoch_done:
                     state.epoch += 1

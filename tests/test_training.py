@@ -74,6 +74,17 @@ def test_cli_transcribe_text_output_in_given_order(trained):
     assert [line.split("\t")[0] for line in lines] == [str(x.image) for x in recs[::-1]]
 
 
+def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
+    out, _ = trained
+    recs = load_dataset(IAM_MINI, split="train")[:2]
+    result = tmp_path / "out.tsv"
+    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), "-", "-o", str(result), "-q"],
+                      input="".join(f"{x.image}\n" for x in recs))
+    assert r.exit_code == 0, r.output
+    assert r.stdout == ""
+    assert [line.split("\t")[0] for line in result.read_text(encoding="utf-8").splitlines()] == [str(x.image) for x in recs]
+
+
 def test_cli_train_end_to_end(tmp_path):
     out = tmp_path / "cli-run"
     r = runner.invoke(app, [
