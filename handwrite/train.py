@@ -119,6 +119,10 @@ def train(
     train_set = LineDataset(train_records, alphabet, model_cfg.height, augment=cfg.augment, seed=cfg.seed)
     with bar(len(train_set), "reading images", show_progress) as b:
         train_set.preload(b.advance)
+    if train_set.unknown:
+        # Only possible when resuming on other data: the alphabet is fixed by the first run.
+        chars = "".join(sorted(train_set.unknown))
+        log(f"warning: {sum(train_set.unknown.values())} training characters are not in the model's alphabet and are skipped: {chars!r}")
     sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
     loader = torch.utils.data.DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
