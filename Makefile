@@ -4,7 +4,6 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-MODEL := models/hooker-small/model.pt
 SAMPLES := data/samples
 
 .PHONY: demo test clean
@@ -14,10 +13,10 @@ $(BIN)/handwrite: pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $@
 
-# Transcribe the sample lines with the shipped model, then score them against their references.
+# Transcribe the sample lines with the shipped default model, then score them against their references.
 demo: $(BIN)/handwrite
-	$(BIN)/handwrite transcribe $(MODEL) $(SAMPLES)/lines
-	$(BIN)/handwrite eval $(MODEL) $(SAMPLES)
+	$(BIN)/handwrite transcribe $(SAMPLES)/lines
+	$(BIN)/handwrite eval $(SAMPLES)
 
 test: $(BIN)/handwrite
 	$(BIN)/python -m pytest -q

@@ -93,6 +93,23 @@ OovOpt = typer.Option(None, "--oov-penalty", help="Allow words outside the lexic
 WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
 
 
+def _default_model() -> Path:
+    """The model shipped in the repository's models/default/, used when no --model is given."""
+    return Path(__file__).resolve().parents[1] / "models" / "default" / "model.pt"
+
+
+def _check_model(model: Path) -> Path:
+    if model == _default_model() and not model.is_file():
+        raise HandwriteError(f"no --model given and no default model installed at {model}; pass --model FILE")
+    return model
+
+
+ModelOpt = typer.Option(
+    _default_model(), "--model", "-m", show_default="the shipped default model",
+    help="Model file (.pt), from `handwrite train` or models/.",
+)
+
+
 def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
     from dataclasses import replace
 
@@ -165,7 +182,7 @@ def train(
 @app.command("eval")
 @_user_errors
 def evaluate(
-    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    model: Path = ModelOpt,
     data: Path = typer.Argument(..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
     fmt: Format = FormatOpt,
@@ -193,7 +210,7 @@ def evaluate(
     from .recognize import Recognizer, evaluate as run_eval
 
     _threads(threads)
-    spec = _decoder_spec(model, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
+    spec = _decoder_spec(_check_model(model), decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
     recognizer = Recognizer.load(model, device, batch_size, spec, workers)
     records = load_dataset(data, fmt.value, split, include_err)
     with bar(len(records), "evaluating", not quiet) as b:
@@ -231,7 +248,7 @@ def _report(ev, fmt: ReportFormat) -> str:
 @app.command()
 @_user_errors
 def transcribe(
-    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    model: Path = ModelOpt,
     images: list[str] = typer.Argument(..., help="Line images: files, folders or glob patterns; '-' reads paths from standard input."),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per image, with confidence."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the results to this file (atomically) instead of standard output."),
@@ -253,7 +270,7 @@ def transcribe(
     from .recognize import Recognizer, expand_inputs
 
     _threads(threads)
-    spec = _decoder_spec(model, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
+    spec = _decoder_spec(_check_model(model), decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
     recognizer = Recognizer.load(model, device, batch_size, spec, workers)
     if "-" in images:
         # one path per line, as `find ... | handwrite transcribe MODEL -` gives them
@@ -337,7 +354,7 @@ def lm_build(
 @lm_app.command("tune")
 @_user_errors
 def lm_tune(
-    model: Path = typer.Argument(..., help="Model file (.pt)."),
+    model: Path = ModelOpt,
     data: Path = typer.Argument(..., help="Validation dataset."),
     lm: Path = typer.Option(..., "--lm", help="ARPA LM to tune the weights of."),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
@@ -365,7 +382,7 @@ def lm_tune(
     except ValueError:
         _fail("--weights and --bonuses take comma-separated numbers")
     base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
-    recognizer = Recognizer.load(model)
+    recognizer = Recognizer.load(_check_model(model))
     records = load_dataset(data, fmt.value, split)
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)

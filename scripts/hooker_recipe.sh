@@ -10,10 +10,10 @@ HW=${HANDWRITE:-.venv/bin/handwrite}
 
 $HW train "$DATA" --train-split train --val-split validation -o "$OUT" --max-minutes "$MINUTES" --threads 1
 $HW lm build "$DATA" --split train --order 6 -o "$OUT/hooker-train-6gram.arpa.gz" --lexicon-out "$OUT/hooker-train.words"
-$HW lm tune "$OUT/best.pt" "$DATA" --split validation --lm "$OUT/hooker-train-6gram.arpa.gz"
+$HW lm tune -m "$OUT/best.pt" "$DATA" --split validation --lm "$OUT/hooker-train-6gram.arpa.gz"
 for decoder in greedy beam; do
     for split in validation test; do
         echo "== $decoder $split"
-        $HW eval "$OUT/best.pt" "$DATA" --split "$split" --decoder "$decoder" --json -q
+        $HW eval -m "$OUT/best.pt" "$DATA" --split "$split" --decoder "$decoder" --json -q
     done
 done

@@ -62,7 +62,7 @@ def _one_error_line(output: str, name: str, problem: str):
 def test_transcribe_reports_each_bad_image_and_keeps_going(model_file, tmp_path):
     expected = _bad_images(tmp_path)
     args = [str(tmp_path / name) for name in expected]
-    r = runner.invoke(app, ["transcribe", str(model_file), str(GOOD_IMAGE), *args, "-q"])
+    r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(GOOD_IMAGE), *args, "-q"])
     assert r.exit_code == 1
     assert r.stdout.splitlines()[0].startswith(f"{GOOD_IMAGE}\t")  # the good image is still transcribed
     for name, problem in expected.items():
@@ -70,13 +70,13 @@ def test_transcribe_reports_each_bad_image_and_keeps_going(model_file, tmp_path)
 
 
 def test_transcribe_jsonl_marks_failures(model_file, tmp_path):
-    r = runner.invoke(app, ["transcribe", str(model_file), str(tmp_path / "missing.png"), "--output", "jsonl", "-q"])
+    r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(tmp_path / "missing.png"), "--output", "jsonl", "-q"])
     assert r.exit_code == 1
     assert '"error": "' in r.stdout and '"text": null' in r.stdout
 
 
 def test_transcribe_nothing_matched(model_file, tmp_path):
-    r = runner.invoke(app, ["transcribe", str(model_file), str(tmp_path / "*.png")])
+    r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(tmp_path / "*.png")])
     assert r.exit_code == 2
     _one_error_line(r.stderr, str(tmp_path), "no images found")
 
@@ -96,7 +96,7 @@ def test_bad_model_files(model_file, tmp_path, kind):
         path.write_bytes(pickle.dumps(Evil()))
     elif kind == "truncated":
         path.write_bytes(model_file.read_bytes()[:1000])
-    r = runner.invoke(app, ["transcribe", str(path), str(GOOD_IMAGE)])
+    r = runner.invoke(app, ["transcribe", "-m", str(path), str(GOOD_IMAGE)])
     assert r.exit_code == 2
     _one_error_line(r.stderr, str(path), "model file not found" if kind == "missing" else "not a handwrite model")
     if kind == "code-pickle":
@@ -106,7 +106,7 @@ def test_bad_model_files(model_file, tmp_path, kind):
 def test_eval_counts_unreadable_images_as_errors(model_file, tmp_path):
     shutil.copytree(COPISTE_MINI, tmp_path / "set")
     (tmp_path / "set" / "imp_wikitexte_0022" / "eSc_line_7bbc4d4d.png").write_bytes(b"broken")
-    r = runner.invoke(app, ["eval", str(model_file), str(tmp_path / "set"), "--json", "-q"])
+    r = runner.invoke(app, ["eval", "-m", str(model_file), str(tmp_path / "set"), "--json", "-q"])
     assert r.exit_code == 1
     assert '"failed": 1' in r.stdout
     _one_error_line(r.stderr, "eSc_line_7bbc4d4d.png", "not a readable image")
@@ -126,7 +126,7 @@ def test_eval_bad_datasets(model_file, tmp_path, args, problem):
     (tmp_path / "empty" / "ascii" / "lines.txt").write_text("# nothing\n")
     subst = {"DATA_MISSING": str(tmp_path / "nope"), "EMPTY_IAM": str(tmp_path / "empty")}
     args = [subst.get(a, a) for a in args]
-    r = runner.invoke(app, ["eval", str(model_file), *args])
+    r = runner.invoke(app, ["eval", "-m", str(model_file), *args])
     assert r.exit_code == 2
     _one_error_line(r.stderr, "", problem)
 
@@ -155,6 +155,6 @@ def test_resume_without_a_run(tmp_path):
 def test_cuda_request_without_cuda(model_file):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    r = runner.invoke(app, ["transcribe", str(model_file), str(GOOD_IMAGE), "--device", "cuda"])
+    r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(GOOD_IMAGE), "--device", "cuda"])
     assert r.exit_code == 2
     _one_error_line(r.stderr, "", "no CUDA device")

@@ -45,7 +45,7 @@ def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train", "--lexicon-out", str(tmp_path / "words.txt")])
     assert r.exit_code == 0, r.output
     for extra in ([], ["--lm", str(lm)], ["--lm", str(lm), "--lexicon", str(tmp_path / "words.txt")]):
-        r = runner.invoke(app, ["eval", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra])
+        r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra])
         assert r.exit_code == 0, r.output
         summary = json.loads(r.stdout)
         assert summary["decoder"] == "beam" and summary["cer"] <= 0.05, extra
@@ -53,7 +53,7 @@ def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
 
 def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
-    r = runner.invoke(app, ["lm", "tune", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
+    r = runner.invoke(app, ["lm", "tune", "-m", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
                             "--weights", "0.1,0.5", "--bonuses", "0,1", "--json", "-q"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
@@ -66,18 +66,18 @@ def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     for f in (model, model.with_name(model.name + ".decoding.json")):
         shutil.move(f, moved / f.name)
     shutil.move(lm, moved / lm.name)
-    r = runner.invoke(app, ["eval", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q"])
+    r = runner.invoke(app, ["eval", "-m", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["decoder"] == "beam"
-    r = runner.invoke(app, ["eval", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q", "--decoder", "greedy"])
+    r = runner.invoke(app, ["eval", "-m", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q", "--decoder", "greedy"])
     assert json.loads(r.stdout)["decoder"] == "greedy"
 
 
 def test_parallel_beam_search_gives_the_same_text(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
     images = [str(IAM_MINI / "lines")]
-    serial = runner.invoke(app, ["transcribe", str(model), *images, "--lm", str(lm), "-q"])
-    parallel = runner.invoke(app, ["transcribe", str(model), *images, "--lm", str(lm), "-q", "--workers", "2"])
+    serial = runner.invoke(app, ["transcribe", "-m", str(model), *images, "--lm", str(lm), "-q"])
+    parallel = runner.invoke(app, ["transcribe", "-m", str(model), *images, "--lm", str(lm), "-q", "--workers", "2"])
     assert serial.exit_code == parallel.exit_code == 0, parallel.output
     assert serial.stdout == parallel.stdout and len(serial.stdout.splitlines()) == 10
 
@@ -85,13 +85,13 @@ def test_parallel_beam_search_gives_the_same_text(model, tmp_path):
 def test_lm_not_covering_the_model(model, tmp_path):
     r, lm = _build(tmp_path, COPISTE_MINI)  # French lines: lacks letters of the Hooker training text
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["eval", str(model), str(IAM_MINI), "--lm", str(lm)])
+    r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--lm", str(lm)])
     assert r.exit_code == 2 and "does not cover" in r.stderr and "Traceback" not in r.output
 
 
 @pytest.mark.parametrize("flag", ["--lm", "--lexicon"])
 def test_missing_lm_or_lexicon_file(model, tmp_path, flag):
-    r = runner.invoke(app, ["transcribe", str(model), str(IAM_MINI / "lines"), flag, str(tmp_path / "nope")])
+    r = runner.invoke(app, ["transcribe", "-m", str(model), str(IAM_MINI / "lines"), flag, str(tmp_path / "nope")])
     assert r.exit_code == 2
     assert str(tmp_path / "nope") in r.stderr and "not found" in r.stderr
 

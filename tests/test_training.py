@@ -33,7 +33,7 @@ def test_training_cer_falls_to_near_zero(trained):
 def test_cli_eval_reads_the_training_lines_back(trained, tmp_path):
     out, _ = trained
     report = tmp_path / "report.tsv"
-    r = runner.invoke(app, ["eval", str(out / "best.pt"), str(IAM_MINI), "--split", "train", "--json", "-q", "--report", str(report)])
+    r = runner.invoke(app, ["eval", "-m", str(out / "best.pt"), str(IAM_MINI), "--split", "train", "--json", "-q", "--report", str(report)])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["lines"] == 6 and summary["cer"] <= 0.05 and summary["unknown_chars"] == {}
@@ -45,7 +45,7 @@ def test_cli_eval_reads_the_training_lines_back(trained, tmp_path):
 def test_cli_eval_counts_unknown_characters(trained):
     out, _ = trained
     # The validation split holds 'councils' and 'If the'; training never saw c, u or I.
-    r = runner.invoke(app, ["eval", str(out / "best.pt"), str(IAM_MINI), "--split", "validation", "--include-err", "--json", "-q"])
+    r = runner.invoke(app, ["eval", "-m", str(out / "best.pt"), str(IAM_MINI), "--split", "validation", "--include-err", "--json", "-q"])
     assert r.exit_code == 0, r.output
     unknown = json.loads(r.stdout)["unknown_chars"]
     assert unknown == {"c": 2, "u": 1, "I": 1}
@@ -55,7 +55,7 @@ def test_cli_transcribe_files_folders_globs_jsonl(trained):
     out, _ = trained
     records = {r.image.name: r.text for r in load_dataset(IAM_MINI, split="train")}
     folder = IAM_MINI / "lines" / "h00"
-    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), str(folder), str(IAM_MINI / "lines" / "h01" / "*" / "*.png"), "--output", "jsonl", "-q"])
+    r = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), str(folder), str(IAM_MINI / "lines" / "h01" / "*" / "*.png"), "--output", "jsonl", "-q"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 8  # 5 images under h00 (two of them err lines) + 3 under h01
@@ -68,7 +68,7 @@ def test_cli_transcribe_files_folders_globs_jsonl(trained):
 def test_cli_transcribe_text_output_in_given_order(trained):
     out, _ = trained
     recs = load_dataset(IAM_MINI, split="train")[:3]
-    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), *[str(x.image) for x in recs[::-1]], "-q"])
+    r = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), *[str(x.image) for x in recs[::-1]], "-q"])
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == [str(x.image) for x in recs[::-1]]
@@ -78,7 +78,7 @@ def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
     out, _ = trained
     recs = load_dataset(IAM_MINI, split="train")[:2]
     result = tmp_path / "out.tsv"
-    r = runner.invoke(app, ["transcribe", str(out / "best.pt"), "-", "-o", str(result), "-q"],
+    r = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), "-", "-o", str(result), "-q"],
                       input="".join(f"{x.image}\n" for x in recs))
     assert r.exit_code == 0, r.output
     assert r.stdout == ""
