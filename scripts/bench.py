@@ -79,7 +79,7 @@ def bench_infer(args) -> dict:
     records = load_dataset(args.data, split=args.split)[: args.lines]
     paths = [r.image for r in records]
     out = {"mode": "infer", "model": str(args.model), "lines": len(paths), "model_load_s": round(load_s, 3)}
-    decoders = {"greedy": DecoderSpec()}
+    decoders = {"greedy": DecoderSpec(), "beam": DecoderSpec(decoder="beam", beam=args.beam)}
     if args.lm:
         decoders["beam_lm"] = DecoderSpec(decoder="beam", lm=str(args.lm), lm_weight=args.lm_weight, beam=args.beam)
         if args.lexicon:

@@ -158,3 +158,18 @@ def test_cuda_request_without_cuda(model_file):
     r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(GOOD_IMAGE), "--device", "cuda"])
     assert r.exit_code == 2
     _one_error_line(r.stderr, "", "no CUDA device")
+
+
+def test_atomic_write_keeps_old_file_on_failure_and_normal_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    checkpoint.atomic_write(target, lambda f: f.write(b"old"))
+
+    def crash(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        checkpoint.atomic_write(target, crash)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
+    assert target.stat().st_mode & 0o044  # readable by others, as with a plain open() under the usual umask
