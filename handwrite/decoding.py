@@ -30,6 +30,13 @@ from .errors import HandwriteError
 NEG_INF = -math.inf
 
 
+def _logaddexp(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) for Python floats: several times faster than np.logaddexp on scalars."""
+    if a < b:
+        a, b = b, a
+    return a if b == NEG_INF else a + math.log1p(math.exp(b - a))
+
+
 def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
     """log_probs (T, N, C), lengths (N,) -> per line: (labels, confidence).
 
@@ -101,19 +108,20 @@ class PrefixBeamSearch:
 
         def rank(item) -> float:
             prefix, (pb, pnb) = item
-            return np.logaddexp(pb, pnb) + info[prefix][0]
+            return _logaddexp(pb, pnb) + info[prefix][0]
 
-        for frame in log_probs:
-            cands = np.nonzero(frame >= self.log_prune)[0]
+        for frame_np in log_probs:
+            cands = np.nonzero(frame_np >= self.log_prune)[0]
             cands = cands[cands != BLANK]
+            frame = frame_np.tolist()  # Python floats: scalar reads from numpy cost more than the math
             nxt: dict[tuple, list[float]] = {}
             for prefix, (pb, pnb) in beams.items():
-                total = np.logaddexp(pb, pnb)
+                total = _logaddexp(pb, pnb)
                 entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-                entry[0] = np.logaddexp(entry[0], total + frame[BLANK])
+                entry[0] = _logaddexp(entry[0], total + frame[BLANK])
                 last = prefix[-1] if prefix else None
                 if last is not None:
-                    entry[1] = np.logaddexp(entry[1], pnb + frame[last])
+                    entry[1] = _logaddexp(entry[1], pnb + frame[last])
                 if cands.size == 0:
                     continue
                 score, state, word = info[prefix]
@@ -127,11 +135,11 @@ class PrefixBeamSearch:
                         if step is None:
                             continue  # the lexicon forbids this character here
                         new_word, penalty = step
-                        new_state = lm.state(self.alphabet.decode(new)) if lm is not None else None
+                        new_state = lm.advance(state, self.alphabet.chars[c - 1]) if lm is not None else None
                         info[new] = (score + bonus + penalty, new_state, new_word)
                     acoustic = (pb if c == last else total) + frame[c]
                     e = nxt.setdefault(new, [NEG_INF, NEG_INF])
-                    e[1] = np.logaddexp(e[1], acoustic)
+                    e[1] = _logaddexp(e[1], acoustic)
             beams = dict(sorted(nxt.items(), key=rank, reverse=True)[: cfg.beam])
 
         best, best_score = (), NEG_INF
@@ -141,7 +149,7 @@ class PrefixBeamSearch:
             if penalty is None:
                 continue
             end = cfg.lm_weight * lm.log_probs(state)[lm.eos] if lm is not None else 0.0
-            s = np.logaddexp(pb, pnb) + score + penalty + end
+            s = _logaddexp(pb, pnb) + score + penalty + end
             if s > best_score:
                 best, best_score = prefix, s
         return list(best), float(best_score)

@@ -191,6 +191,10 @@ class CharLM:
         toks = [BOS] + [_token(c) for c in prefix]
         return tuple(toks[-(self.order - 1) :]) if self.order > 1 else ()
 
+    def advance(self, state: tuple, char: str) -> tuple:
+        """The state after ``char``: same as ``state(prefix + char)``, without re-reading the prefix."""
+        return (state + (_token(char),))[-(self.order - 1) :] if self.order > 1 else ()
+
     def log_probs(self, state: tuple) -> np.ndarray:
         vec = self._cache.get(state)
         if vec is not None:
