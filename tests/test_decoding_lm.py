@@ -34,12 +34,14 @@ def _lm(tmp_path, texts, order=3) -> CharLM:
     return CharLM.load(path)
 
 
-def test_beam_width_one_equals_greedy_on_peaky_output():
+def test_beam_width_one_with_uniform_lm_equals_greedy(tmp_path):
     # When one class holds over half of every frame's mass, no merge of paths
     # can outweigh it, so a width-1 beam must follow the best path.
     rng = np.random.default_rng(0)
     alphabet = Alphabet("abc")
-    search = PrefixBeamSearch(alphabet, BeamConfig(beam=1, prune=0))
+    uniform = _lm(tmp_path, ["abc"], order=1)  # every character and </s> seen once: all 1/4
+    assert np.allclose(np.exp(uniform.log_probs(uniform.state(""))), 0.25)
+    search = PrefixBeamSearch(alphabet, BeamConfig(beam=1, prune=0, lm_weight=0.0), lm=uniform)
     for _ in range(50):
         lp = _random_ctc(rng, 12, 4, peaky=True)
         assert np.exp(lp.max(-1)).min() > 0.5
