@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import handwrite  # noqa: E402  (sets OMP_WAIT_POLICY before torch loads)
+import handwrite  # noqa: E402, F401  (sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 
 from handwrite import checkpoint  # noqa: E402

@@ -5,7 +5,6 @@ from PIL import Image
 
 from handwrite.codec import Alphabet
 from handwrite.datasets import load_dataset
-from handwrite.errors import HandwriteError
 from handwrite.model import CRNN, BiLSTM, ModelConfig
 from handwrite.preprocess import LineDataset, WidthBatchSampler, collate, load_line
 

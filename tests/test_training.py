@@ -3,7 +3,6 @@ back correctly, then evaluate and transcribe through the CLI."""
 
 import json
 
-import pytest
 import torch
 from typer.testing import CliRunner
 
