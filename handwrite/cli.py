@@ -110,6 +110,15 @@ ModelOpt = typer.Option(
 )
 
 
+def _load_recognizer(model, device, batch_size, workers, threads, *decoding):
+    """Thread setting, decoding settings (saved beside the model, then flags) and the model: what eval and transcribe share."""
+    from .recognize import Recognizer
+
+    _threads(threads)
+    spec = _decoder_spec(_check_model(model), *decoding)
+    return spec, Recognizer.load(model, device, batch_size, spec, workers)
+
+
 def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
     from dataclasses import replace
 
@@ -207,11 +216,11 @@ def evaluate(
     from .checkpoint import atomic_write
     from .datasets import load_dataset
     from .progress import bar
-    from .recognize import Recognizer, evaluate as run_eval
+    from .recognize import evaluate as run_eval
 
-    _threads(threads)
-    spec = _decoder_spec(_check_model(model), decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
-    recognizer = Recognizer.load(model, device, batch_size, spec, workers)
+    spec, recognizer = _load_recognizer(
+        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+    )
     records = load_dataset(data, fmt.value, split, include_err)
     with bar(len(records), "evaluating", not quiet) as b:
         ev = run_eval(recognizer, records, b.advance)
@@ -267,13 +276,13 @@ def transcribe(
 ):
     """Transcribe line images; one output line per image, in the order given."""
     from .progress import bar
-    from .recognize import Recognizer, expand_inputs
+    from .recognize import expand_inputs
 
-    _threads(threads)
-    spec = _decoder_spec(_check_model(model), decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty)
-    recognizer = Recognizer.load(model, device, batch_size, spec, workers)
+    spec, recognizer = _load_recognizer(
+        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+    )
     if "-" in images:
-        # one path per line, as `find ... | handwrite transcribe MODEL -` gives them
+        # one path per line, as `find ... -name '*.png' | handwrite transcribe -` gives them
         stdin_paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
         images = [p for item in images for p in (stdin_paths if item == "-" else [item])]
     paths = expand_inputs(images)

@@ -57,20 +57,6 @@ def to_tensor(line: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(line).float().div_(255.0).unsqueeze(0)
 
 
-def scaled_width(path, height: int) -> int:
-    """Width after scaling to ``height``, from the image header alone (no decoding)."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except FileNotFoundError:
-        raise HandwriteError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise HandwriteError(f"{path}: not a readable image ({e})") from None
-    if w == 0 or h == 0:
-        raise HandwriteError(f"{path}: image is empty ({w}x{h} pixels)")
-    return max(1, round(w * height / h))
-
-
 def make_augmenter():
     """Training-time distortions of a (1, H, W) ink-high tensor.
 
@@ -96,10 +82,12 @@ def make_augmenter():
 
 
 class LineDataset(torch.utils.data.Dataset):
-    """Lines as (image tensor, label list) pairs, decoded images cached in memory.
+    """Lines as (image tensor, label list) pairs, all images decoded up front.
 
     Decoding and rescaling a PNG costs more than a training step's share of it,
-    so each image is read once per process and kept as uint8.
+    so each image is read once and kept as uint8. Reading them all at the start
+    also makes a bad file fail before training does, and DataLoader workers
+    forked afterwards share the decoded images. ``advance(1)`` is called per image.
     """
 
     def __init__(
@@ -109,39 +97,30 @@ class LineDataset(torch.utils.data.Dataset):
         height: int,
         augment: bool = False,
         seed: int = 0,
+        advance=None,
     ):
         self.records = list(records)
         self.alphabet = alphabet
         self.height = height
         self.unknown: Counter = Counter()
         self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
-        self.widths = [scaled_width(r.image, height) for r in self.records]
+        self.lines: list[np.ndarray] = []
+        for r in self.records:
+            self.lines.append(load_line(r.image, height))
+            if advance:
+                advance(1)
+        self.widths = [line.shape[1] for line in self.lines]
         self.augment = make_augmenter() if augment else None
         self.seed = seed
-        self._cache: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.records)
-
-    def preload(self, advance=None) -> None:
-        """Decode every image now: bad files fail before training starts, and
-        DataLoader workers forked afterwards share the decoded images."""
-        for i in range(len(self)):
-            self._line(i)
-            if advance:
-                advance(1)
-
-    def _line(self, i: int) -> np.ndarray:
-        line = self._cache.get(i)
-        if line is None:
-            line = self._cache[i] = load_line(self.records[i].image, self.height)
-        return line
 
     def __getitem__(self, key):
         """``key`` is a line index, or (epoch, index) from WidthBatchSampler: worker
         processes hold copies of this object, so the epoch must travel with the key."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        x = to_tensor(self._line(i))
+        x = to_tensor(self.lines[i])
         if self.augment is not None:
             # Seeding from (seed, epoch, line) makes augmentation the same whatever
             # the worker count, and lets a resumed run see the same images.

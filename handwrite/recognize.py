@@ -201,13 +201,12 @@ def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: De
 
     The network runs once; only the search is repeated, sharing one LM and its cache.
     """
-    greedy_rec = Recognizer(recognizer.model, recognizer.alphabet, recognizer.device, recognizer.batch_size)
     frames: list[np.ndarray] = []
     counts = ErrorCounts()
-    lines = [(rec, greedy_rec._load(rec.image)) for rec in records]
-    for b in range(0, len(lines), greedy_rec.batch_size):
-        chunk = lines[b : b + greedy_rec.batch_size]
-        for (rec, _), (lp, labels, _) in zip(chunk, greedy_rec._network([x for _, x in chunk])):
+    lines = [(rec, recognizer._load(rec.image)) for rec in records]
+    for b in range(0, len(lines), recognizer.batch_size):
+        chunk = lines[b : b + recognizer.batch_size]
+        for (rec, _), (lp, labels, _) in zip(chunk, recognizer._network([x for _, x in chunk])):
             frames.append(lp)
             counts.add(rec.text, recognizer.alphabet.decode(labels))
     rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -116,9 +117,8 @@ def train(
         torch.set_rng_state(saved["rng"])
 
     log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
-    train_set = LineDataset(train_records, alphabet, model_cfg.height, augment=cfg.augment, seed=cfg.seed)
-    with bar(len(train_set), "reading images", show_progress) as b:
-        train_set.preload(b.advance)
+    with bar(len(train_records), "reading images", show_progress) as b:
+        train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
     if train_set.unknown:
         # Only possible when resuming on other data: the alphabet is fixed by the first run.
         chars = "".join(sorted(train_set.unknown))
@@ -145,7 +145,8 @@ def train(
     # SIGTERM (a scheduler's kill, a closed terminal) stops like Ctrl-C: last.pt is written first.
     def on_term(signum, frame):
         raise KeyboardInterrupt
-    previous_handler = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
+    previous_handler = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
     started = time.monotonic() - state.elapsed
     record: dict = {}
     stop_reason = None
@@ -208,12 +209,6 @@ def train(
             signal.signal(signal.SIGTERM, previous_handler)
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def _validate_and_log(model, alphabet, validator, val_records, state, out, metrics_path, loss, speed, cfg, epoch_done):

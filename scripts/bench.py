@@ -45,7 +45,6 @@ def bench_train(args) -> dict:
     torch.manual_seed(0)
     model = CRNN(cfg)
     dataset = LineDataset(records, alphabet, cfg.height, augment=True)
-    dataset.preload()
     sampler = WidthBatchSampler(dataset.widths, args.batch_size, shuffle=True)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
