@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import asdict
 import sys
 from enum import Enum
 from pathlib import Path
@@ -140,9 +141,9 @@ def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_
 @app.command()
 @_user_errors
 def train(
-    train_data: Path = typer.Argument(..., help="Training set: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
+    train_data: list[Path] = typer.Argument(..., help="Training set(s): IAM root folder, folder of image + .gt.txt pairs, or TSV manifest; several are joined."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt, last.pt and metrics.jsonl."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation set (default: TRAIN_DATA, with --val-split)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation set (default: each TRAIN_DATA, with --val-split)."),
     train_split: Optional[str] = typer.Option(None, "--train-split", help="Split name (e.g. train) or list file selecting training lines."),
     val_split: Optional[str] = typer.Option(None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."),
     fmt: Format = FormatOpt,
@@ -160,6 +161,7 @@ def train(
     seed: int = typer.Option(42),
     workers: int = typer.Option(1, help="Processes preparing batches beside the training loop (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added."),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
@@ -171,15 +173,15 @@ def train(
     _threads(threads)
     if val is None and val_split is None:
         _fail("give a validation set with --val and/or --val-split")
-    train_records = load_dataset(train_data, fmt.value, train_split, include_err)
-    val_records = load_dataset(val or train_data, fmt.value, val_split, include_err)
+    train_records = [r for d in train_data for r in load_dataset(d, fmt.value, train_split, include_err)]
+    val_records = [r for d in ([val] if val else train_data) for r in load_dataset(d, fmt.value, val_split, include_err)]
     try:
         model_cfg = ModelConfig(height=height, lstm_hidden=lstm_hidden, lstm_layers=lstm_layers)
     except ValueError as e:
         _fail(str(e))
     cfg = training.TrainConfig(
         epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
-        patience=patience, augment=augment, seed=seed, workers=workers,
+        patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
     )
     result = training.train(
         train_records, val_records, out, model_cfg, cfg, resume=resume,
@@ -313,24 +315,6 @@ lm_app = typer.Typer(no_args_is_help=True, help="Character n-gram language model
 app.add_typer(lm_app, name="lm")
 
 
-def _texts(sources: list[Path], fmt: Format, split: Optional[str]) -> list[str]:
-    """Lines of text from plain text files, or the transcriptions of datasets (folders, .tsv manifests)."""
-    from .datasets import load_dataset
-
-    lines: list[str] = []
-    for src in sources:
-        if src.is_dir() or src.suffix.lower() == ".tsv":
-            lines += [r.text for r in load_dataset(src, fmt.value, split)]
-            continue
-        try:
-            lines += src.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            raise HandwriteError(f"{src}: no such file or folder") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise HandwriteError(f"{src}: cannot read as UTF-8 text ({e})") from None
-    return lines
-
-
 @lm_app.command("build")
 @_user_errors
 def lm_build(
@@ -345,11 +329,12 @@ def lm_build(
     import time
 
     from .checkpoint import atomic_write
+    from .datasets import read_texts
     from .decoding import Lexicon
     from .lm import build_arpa, write_arpa
 
     t0 = time.monotonic()
-    lines = _texts(sources, fmt, split)
+    lines = read_texts(sources, fmt.value, split)
     write_arpa(out, build_arpa(lines, order))
     summary = {"lm": str(out), "order": order, "lines": len(lines), "bytes": out.stat().st_size,
                "seconds": round(time.monotonic() - t0, 2)}
@@ -364,7 +349,7 @@ def lm_build(
 @_user_errors
 def lm_tune(
     model: Path = ModelOpt,
-    data: Path = typer.Argument(..., help="Validation dataset."),
+    data: list[Path] = typer.Argument(..., help="Validation dataset(s); several are joined."),
     lm: Path = typer.Option(..., "--lm", help="ARPA LM to tune the weights of."),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
     fmt: Format = FormatOpt,
@@ -392,7 +377,7 @@ def lm_tune(
         _fail("--weights and --bonuses take comma-separated numbers")
     base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
     recognizer = Recognizer.load(_check_model(model))
-    records = load_dataset(data, fmt.value, split)
+    records = [r for d in data for r in load_dataset(d, fmt.value, split)]
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
     for row in rows:
@@ -408,3 +393,39 @@ def lm_tune(
 
         path = save_spec(model, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"]))
         _log(f"best: alpha={best['lm_weight']} beta={best['insertion_bonus']} (CER {best['cer']:.2%}); saved to {path}")
+
+
+@app.command()
+@_user_errors
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write the IAM-layout dataset into (new or empty)."),
+    lines: int = typer.Option(..., "--lines", "-n", help="Number of lines to draw."),
+    seed: int = typer.Option(0, "--seed", help="Same seed (any --workers): byte-identical lines.txt."),
+    fonts: Optional[list[Path]] = typer.Option(None, "--fonts", help="Extra .ttf/.otf files or folders of them (repeatable)."),
+    builtin_fonts: bool = typer.Option(True, "--builtin-fonts/--no-builtin-fonts", help="Use the handwriting fonts installed with handwrite."),
+    text: Optional[list[Path]] = typer.Option(None, "--text", help="Text to draw lines from: UTF-8 files (.gz too) or datasets, whose transcriptions are used (repeatable; default: the shipped English letters corpus)."),
+    text_split: Optional[str] = typer.Option(None, "--text-split", help="For --text datasets: the split whose transcriptions to use (e.g. train)."),
+    height: int = typer.Option(64, "--height", help="Height of the written line images in pixels."),
+    workers: int = typer.Option(1, "--workers", "-w", help="Processes drawing lines."),
+    sheet: Optional[Path] = typer.Option(None, "--sheet", help="Also write a contact sheet (PNG) of the first 16 lines here."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Draw synthetic handwritten lines with handwriting fonts, as a dataset in the IAM line layout."""
+    import time
+
+    from .datasets import read_iam
+    from .progress import bar
+    from .synth import builtin_font_paths, contact_sheet, find_fonts, load_font, read_corpus, synthesize
+
+    _threads(1)
+    paths = (builtin_font_paths() if builtin_fonts else []) + find_fonts(fonts or [])
+    loaded = [load_font(p) for p in paths]
+    corpus = read_corpus(text or [], text_split)
+    t0 = time.monotonic()
+    with bar(lines, "drawing lines", not quiet) as b:
+        report = synthesize(out, lines, loaded, corpus, seed, height, workers, b.advance)
+    seconds = time.monotonic() - t0
+    if sheet is not None:
+        contact_sheet(read_iam(out)[:16], sheet)
+    summary = {**asdict(report), "out": str(out), "seconds": round(seconds, 2), "lines_per_s": round(lines / seconds, 1)}
+    typer.echo(json.dumps(summary, ensure_ascii=False))

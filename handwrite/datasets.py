@@ -15,6 +15,7 @@ Layouts:
 from __future__ import annotations
 
 import csv
+import gzip
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,24 @@ def load_dataset(
     if not records:
         raise HandwriteError(f"{path}: the dataset holds no lines" + (f" in split {split!r}" if split else ""))
     return records
+
+
+def read_texts(sources: list[Path], fmt: str = "auto", split: str | None = None) -> list[str]:
+    """Lines of text from UTF-8 text files (``.gz`` too), or the transcriptions of datasets
+    (folders and ``.tsv`` manifests, of which ``split`` selects lines)."""
+    lines: list[str] = []
+    for src in map(Path, sources):
+        if src.is_dir() or src.suffix.lower() == ".tsv":
+            lines += [r.text for r in load_dataset(src, fmt, split)]
+            continue
+        try:
+            raw = src.read_bytes()
+            lines += (gzip.decompress(raw) if src.suffix == ".gz" else raw).decode("utf-8").splitlines()
+        except FileNotFoundError:
+            raise HandwriteError(f"{src}: no such file or folder") from None
+        except (OSError, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
+            raise HandwriteError(f"{src}: cannot read as UTF-8 text ({e})") from None
+    return lines
 
 
 def detect_format(path: Path) -> str:

@@ -52,6 +52,7 @@ class TrainConfig:
     seed: int = 42
     workers: int = 1  # DataLoader processes preparing batches beside the training loop
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
+    init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
 
 
 @dataclass
@@ -100,6 +101,13 @@ def train(
         if last.exists():
             raise HandwriteError(f"{out}: already holds a training run; pass --resume to continue it or choose another folder")
         alphabet = Alphabet.from_texts(r.text for r in train_records)
+        if cfg.init_from is not None:
+            init = checkpoint.load_state(cfg.init_from)
+            # The pretrained model keeps its architecture and its characters' output rows;
+            # characters new in this training text get fresh rows after them.
+            known = list(init["alphabet"])
+            alphabet = Alphabet(known + [c for c in alphabet.chars if c not in set(known)])
+            model_cfg = ModelConfig(**init["model_config"])
         model_cfg.num_classes = len(alphabet)
         state = TrainState()
         saved = None
@@ -115,6 +123,8 @@ def train(
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
+    elif cfg.init_from is not None:
+        model.load_state_dict(_widened(init["model"], model.state_dict()))
 
     log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
     with bar(len(train_records), "reading images", show_progress) as b:
@@ -209,6 +219,15 @@ def train(
             signal.signal(signal.SIGTERM, previous_handler)
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
+
+
+def _widened(pretrained: dict, fresh: dict) -> dict:
+    """Pretrained weights with the output layer padded by the fresh model's rows for new characters."""
+    weights = dict(pretrained)
+    for name in ("head.weight", "head.bias"):
+        rows = pretrained[name].shape[0]
+        weights[name] = torch.cat([pretrained[name].to(fresh[name].dtype), fresh[name][rows:]])
+    return weights
 
 
 def _validate_and_log(model, alphabet, validator, val_records, state, out, metrics_path, loss, speed, cfg, epoch_done):

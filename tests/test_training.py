@@ -122,3 +122,32 @@ def test_resume_continues_exactly(tmp_path):
     assert a["train_state"]["lr_scale"] == b["train_state"]["lr_scale"]
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+
+
+def test_fine_tuning_keeps_known_characters_and_adds_new_ones(trained, tmp_path):
+    """--init: the pretrained weights are the start; French characters get new output rows."""
+    from conftest import COPISTE_MINI
+
+    out, _ = trained
+    pre, pre_alphabet, pre_state = checkpoint.load_model(out / "best.pt")
+    run = tmp_path / "ft"
+    r = runner.invoke(app, [
+        "train", str(IAM_MINI), str(COPISTE_MINI), "-o", str(run), "--train-split", "train", "--val-split", "validation",
+        "--init", str(out / "best.pt"), "--max-steps", "1", "--lr", "1e-9", "--no-augment", "--workers", "0", "-q",
+    ])
+    assert r.exit_code == 0, r.output
+    model, alphabet, state = checkpoint.load_model(run / "last.pt")
+    assert alphabet.chars[: len(pre_alphabet.chars)] == pre_alphabet.chars
+    new = alphabet.chars[len(pre_alphabet.chars):]
+    assert new and "é" in new  # from the French fixture lines
+    assert state["model_config"]["height"] == TINY["height"]
+    assert state["train_config"]["init_from"] == str(out / "best.pt")
+    # One step at a negligible learning rate: every pretrained weight is (nearly) where it was
+    # (batch-norm running statistics do move, so parameters only).
+    rows = len(pre_alphabet)
+    tuned_params = dict(model.named_parameters())
+    for name, value in pre.named_parameters():
+        tuned = tuned_params[name].detach()
+        if name.startswith("head."):
+            tuned = tuned[:rows]
+        assert torch.allclose(tuned, value, atol=1e-4), name
