@@ -311,6 +311,29 @@ def transcribe(
     raise typer.Exit(EXIT_PARTIAL if any(r.error for r in results) else EXIT_OK)
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+@app.command("export")
+@_user_errors
+def export_model(
+    model: Path = typer.Argument(..., help="Model file (.pt) to export."),
+    fmt: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f", help="onnx (onnxruntime and others) or torchscript (libtorch, C++)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: beside MODEL, .onnx / .int8.onnx / .ts.pt)."),
+    quantize: bool = typer.Option(False, "--quantize", help="ONNX only: int8 weights for the LSTM and linear layers (onnxruntime dynamic quantization)."),
+):
+    """Export a model for deployment; its outputs are checked against PyTorch's before it is kept.
+
+    `eval` and `transcribe` accept the .onnx files too (-m model.onnx)."""
+    from .export import export
+
+    _threads(1)
+    report = export(model, out, fmt.value, quantize)
+    typer.echo(json.dumps(asdict(report)))
+
+
 lm_app = typer.Typer(no_args_is_help=True, help="Character n-gram language models for beam-search decoding.")
 app.add_typer(lm_app, name="lm")
 

@@ -72,6 +72,7 @@ class CRNN(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.width_reduction = cfg.width_reduction  # a plain int, so that TorchScript can compile forward()
         blocks, c_in = [], 1
         for k, c_out in enumerate(cfg.channels):
             pool = (2, 2) if k < cfg.width_pools else (2, 1)
@@ -101,8 +102,7 @@ class CRNN(nn.Module):
                     p[h : 2 * h].fill_(0.5)
 
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
-        r = self.cfg.width_reduction
-        return torch.div(widths, r, rounding_mode="floor").clamp(min=1)
+        return torch.div(widths, self.width_reduction, rounding_mode="floor").clamp(min=1)
 
     def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (N, 1, H, W) -> log-probabilities (T, N, C) and frame counts (N,)."""

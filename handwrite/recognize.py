@@ -71,6 +71,13 @@ class Recognizer:
              decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise HandwriteError("--device cuda: no CUDA device is available to torch here")
+        if Path(model_path).suffix == ".onnx":  # from `handwrite export`: runs in onnxruntime, on CPU
+            from .export import OnnxNetwork
+
+            if device != "cpu":
+                raise HandwriteError(f"{model_path}: ONNX models run on the CPU here; drop --device")
+            net = OnnxNetwork(Path(model_path), torch.get_num_threads())
+            return cls(net, net.alphabet, device, batch_size, decoder=decoder, workers=workers)
         model, alphabet, _ = checkpoint.load_model(Path(model_path), map_location=device)
         return cls(model.to(device), alphabet, device, batch_size, decoder=decoder, workers=workers)
 
