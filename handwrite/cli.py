@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import asdict
 import sys
 from enum import Enum
@@ -76,6 +77,11 @@ ThreadsOpt = typer.Option(
     1, "--threads", help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait)."
 )
 FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; auto detects it from the path.")
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
 
 
 class Decoder(str, Enum):
@@ -158,10 +164,15 @@ def train(
     height: int = typer.Option(64, help="Line height in pixels the model reads."),
     lstm_hidden: int = typer.Option(256, "--lstm-hidden"),
     lstm_layers: int = typer.Option(3, "--lstm-layers"),
+    channels: str = typer.Option("16,32,64,96", "--channels", help="Channels of the conv blocks, comma-separated; each block halves the height."),
+    width_pools: int = typer.Option(3, "--width-pools", help="How many of the first conv blocks also halve the width."),
+    dropout: float = typer.Option(0.2, "--dropout"),
     seed: int = typer.Option(42),
     workers: int = typer.Option(1, help="Processes preparing batches beside the training loop (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available). Under torchrun each process takes its LOCAL_RANK's GPU."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="bf16: autocast on CUDA (CTC loss in fp32); ignored on CPU."),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
@@ -176,18 +187,23 @@ def train(
     train_records = [r for d in train_data for r in load_dataset(d, fmt.value, train_split, include_err)]
     val_records = [r for d in ([val] if val else train_data) for r in load_dataset(d, fmt.value, val_split, include_err)]
     try:
-        model_cfg = ModelConfig(height=height, lstm_hidden=lstm_hidden, lstm_layers=lstm_layers)
+        model_cfg = ModelConfig(
+            height=height, channels=[int(c) for c in channels.split(",")], width_pools=width_pools,
+            lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, dropout=dropout,
+        )
     except ValueError as e:
         _fail(str(e))
     cfg = training.TrainConfig(
         epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
         patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
+        precision=precision.value,
     )
     result = training.train(
         train_records, val_records, out, model_cfg, cfg, resume=resume,
-        show_progress=not quiet, log=(lambda m: None) if quiet else _log,
+        show_progress=not quiet, log=(lambda m: None) if quiet else _log, device=device,
     )
-    typer.echo(json.dumps(result))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary, not one per process
+        typer.echo(json.dumps(result))
 
 
 @app.command("eval")

@@ -136,13 +136,14 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
         line_id, status = fields[0], fields[1]
         if status == "err" and not include_err:
             continue
-        if wanted is not None and line_id not in wanted:
+        parts = line_id.split("-")
+        # Split lists name lines (a01-000u-00) or, like some copies of the Aachen/RWTH lists, whole forms (a01-000u).
+        if wanted is not None and line_id not in wanted and "-".join(parts[:2]) not in wanted:
             continue
         # The transcription may itself contain spaces in some IAM copies; '|' is the word separator.
         text = normalize_text(" ".join(" ".join(fields[8:]).split("|")))
         if not text:
             raise HandwriteError(f"{lines_txt}:{n}: transcription missing for {line_id}")
-        parts = line_id.split("-")
         if len(parts) < 3:
             raise HandwriteError(f"{lines_txt}:{n}: line id {line_id!r} is not of the form a01-000u-00")
         image = root / "lines" / parts[0] / f"{parts[0]}-{parts[1]}" / f"{line_id}.png"

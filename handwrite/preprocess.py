@@ -137,37 +137,50 @@ class WidthBatchSampler(torch.utils.data.Sampler):
     chunk and batched; the batches are then shuffled. Padding stays small while
     every epoch still mixes the data differently. ``skip`` drops the first batches
     of the epoch, for resuming mid-epoch. Items are (epoch, index) pairs.
+
+    Distributed (``world`` > 1): every process draws the same global batches of
+    ``batch_size * world`` lines and takes its own share of each, so the processes
+    together see what one process with the global batch size would see. Global
+    batches short of full are dropped, so that every process takes the same number
+    of steps (a process waiting on a step that never comes would hang the run).
     """
 
-    def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0):
+    def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
         self.widths = list(widths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.rank, self.world = rank, world
         self.epoch = 0
         self.skip = 0
 
     def batches(self) -> list[list[int]]:
+        size = self.batch_size * self.world
         order = list(range(len(self.widths)))
         if not self.shuffle:
             order.sort(key=self.widths.__getitem__)
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        rng = random.Random(self.seed * 100_003 + self.epoch)
-        rng.shuffle(order)
-        chunk = self.batch_size * 50
-        batches = []
-        for c in range(0, len(order), chunk):
-            part = sorted(order[c : c + chunk], key=self.widths.__getitem__)
-            batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+            batches = [order[i : i + size] for i in range(0, len(order), size)]
+        else:
+            rng = random.Random(self.seed * 100_003 + self.epoch)
+            rng.shuffle(order)
+            chunk = size * 50
+            batches = []
+            for c in range(0, len(order), chunk):
+                part = sorted(order[c : c + chunk], key=self.widths.__getitem__)
+                batches += [part[i : i + size] for i in range(0, len(part), size)]
+            rng.shuffle(batches)
+        if self.world == 1:
+            return batches
+        return [b[self.rank :: self.world] for b in batches if len(b) == size]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for batch in self.batches()[self.skip :]:
             yield [(self.epoch, i) for i in batch]
 
     def __len__(self) -> int:
-        return -(-len(self.widths) // self.batch_size)
+        if self.world == 1:
+            return -(-len(self.widths) // self.batch_size)
+        return len(self.widths) // (self.batch_size * self.world)
 
 
 def collate(items):

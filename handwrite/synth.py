@@ -402,7 +402,10 @@ def _write_text(path: Path, rows: list[str]) -> None:
 
 def contact_sheet(records: Sequence[LineRecord], out: str | Path, width: int = 1000) -> None:
     """A PNG of line images, each with its transcription underneath, to judge the look at a glance."""
-    caption = ImageFont.load_default(size=14)
+    try:  # a system sans-serif with accents when there is one; Pillow's own font lacks them
+        caption = ImageFont.truetype("DejaVuSans.ttf", 14)
+    except OSError:
+        caption = ImageFont.load_default(size=14)
     blocks = []
     for r in records:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -53,6 +54,7 @@ class TrainConfig:
     workers: int = 1  # DataLoader processes preparing batches beside the training loop
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
+    precision: str = "fp32"  # or "bf16": autocast on CUDA (the CTC loss stays in fp32)
 
 
 @dataclass
@@ -70,6 +72,54 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training so far, across resumes
 
 
+@dataclass
+class Distributed:
+    """Where this process stands in a torchrun job (one process: rank 0 of 1)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False  # this run joined the group, so it leaves it at the end
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def start_distributed(device: str) -> Distributed:
+    """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, ...):
+    gloo between CPU processes, nccl between GPUs. Without torchrun, a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Distributed()
+    import torch.distributed as dist
+
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
+
+
+def resolve_device(device: str, ddp: Distributed) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HandwriteError("--device cuda: no CUDA device is available to torch here")
+        return torch.device("cuda", ddp.local_rank) if ddp.world > 1 else torch.device(device)
+    if device != "cpu":
+        raise HandwriteError(f"unknown device {device!r}; choose cpu, cuda or auto")
+    return torch.device("cpu")
+
+
+def _all_sum(values: list[float], ddp: Distributed) -> list[float]:
+    if ddp.world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
 def train(
     train_records: Sequence[LineRecord],
     val_records: Sequence[LineRecord],
@@ -79,8 +129,17 @@ def train(
     resume: bool = False,
     show_progress: bool = True,
     log=print,
+    device: str = "cpu",
 ) -> dict:
-    """Train (or resume training) a model; returns the final epoch's metrics record."""
+    """Train (or resume training) a model; returns the final epoch's metrics record.
+
+    Started by torchrun, each process trains on its share of every batch under
+    DistributedDataParallel; only rank 0 validates, logs and writes files, so the
+    output folder looks exactly like a one-process run's."""
+    ddp = start_distributed(device)
+    dev = resolve_device(device, ddp)
+    if not ddp.main:
+        show_progress, log = False, (lambda m: None)
     out = Path(out_dir)
     last = out / "last.pt"
     model_cfg = model_cfg or ModelConfig()
@@ -92,7 +151,7 @@ def train(
         if "train_state" not in saved:
             raise HandwriteError(f"{last}: holds no training state to resume from")
         # The run keeps its own settings; only the limits may be changed when resuming.
-        limits = {k: getattr(cfg, k) for k in ("epochs", "max_minutes", "max_steps")}
+        limits = {k: getattr(cfg, k) for k in ("epochs", "max_minutes", "max_steps", "precision")}
         cfg = TrainConfig(**{**saved["train_config"], **limits})
         model_cfg = ModelConfig(**saved["model_config"])
         alphabet = Alphabet(saved["alphabet"])
@@ -112,6 +171,8 @@ def train(
         state = TrainState()
         saved = None
 
+    if cfg.precision not in ("fp32", "bf16"):
+        raise HandwriteError(f"unknown precision {cfg.precision!r}; choose fp32 or bf16")
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
@@ -125,6 +186,12 @@ def train(
         torch.set_rng_state(saved["rng"])
     elif cfg.init_from is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
+    model.to(dev)  # after loading: the optimizer state follows its parameters' device
+    net = model
+    if ddp.world > 1:
+        # Averages gradients across processes; every rank starts from rank 0's weights.
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.precision == "bf16" and dev.type == "cuda")
 
     log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
     with bar(len(train_records), "reading images", show_progress) as b:
@@ -133,7 +200,7 @@ def train(
         # Only possible when resuming on other data: the alphabet is fixed by the first run.
         chars = "".join(sorted(train_set.unknown))
         log(f"warning: {sum(train_set.unknown.values())} training characters are not in the model's alphabet and are skipped: {chars!r}")
-    sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=ddp.rank, world=ddp.world)
     loader = torch.utils.data.DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
         persistent_workers=cfg.workers > 0,
@@ -141,12 +208,14 @@ def train(
         # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    validator = Recognizer(model, alphabet, batch_size=16, cache=True)
+    validator = Recognizer(model, alphabet, device=str(dev), batch_size=16, cache=True)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
 
     def save_last():
+        if not ddp.main:
+            return
         checkpoint.save(
             last, model, alphabet, optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
             train_config=asdict(cfg), train_state=asdict(state),
@@ -172,8 +241,9 @@ def train(
                 for images, widths, targets, target_lengths, _ in loader:
                     for group in optimizer.param_groups:
                         group["lr"] = cfg.lr * state.lr_scale * min(1.0, (state.step + 1) / cfg.warmup_steps)
-                    log_probs, lengths = model(images, widths)
-                    loss = ctc(log_probs, targets, lengths, target_lengths)
+                    with autocast:
+                        log_probs, lengths = net(images.to(dev), widths.to(dev))
+                    loss = ctc(log_probs.float(), targets.to(dev), lengths, target_lengths.to(dev))
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -189,20 +259,32 @@ def train(
                         stop_reason = "max_steps"
                     elif cfg.max_minutes is not None and state.elapsed >= cfg.max_minutes * 60:
                         stop_reason = "time budget"
+                    if ddp.world > 1:
+                        # Clocks differ between processes: all stop at the step where the first one would.
+                        flag = torch.tensor([stop_reason is not None], dtype=torch.int32)
+                        torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+                        stop_reason = stop_reason or ("time budget" if flag.item() else None)
                     if stop_reason:
                         break
                     if state.step % cfg.save_every == 0:
                         save_last()
-                epoch_done = stop_reason is None
-                record = _validate_and_log(
-                    model, alphabet, validator, val_records, state, out, metrics_path,
-                    loss_sum / max(lines, 1), lines / max(time.monotonic() - epoch_t0, 1e-9), cfg, epoch_done,
-                )
-                b.print(
-                    f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
-                    f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
-                    log,
-                )
+                epoch_done = state.step_in_epoch >= len(sampler)  # even if a limit stopped it on its last batch
+                loss_sum, lines = _all_sum([loss_sum, lines], ddp)
+                if ddp.main:
+                    record = _validate_and_log(
+                        model, alphabet, validator, val_records, state, out, metrics_path,
+                        loss_sum / max(lines, 1), lines / max(time.monotonic() - epoch_t0, 1e-9), cfg, epoch_done,
+                    )
+                    b.print(
+                        f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
+                        f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
+                        log,
+                    )
+                if ddp.world > 1:
+                    # Rank 0 alone validated: everyone takes its schedule and stopping decisions.
+                    shared = [state]
+                    torch.distributed.broadcast_object_list(shared, src=0)
+                    state = shared[0]
                 if epoch_done:
                     state.epoch += 1
                     state.step_in_epoch = 0
@@ -217,6 +299,8 @@ def train(
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
+        if ddp.owns_group:
+            torch.distributed.destroy_process_group()
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
 

@@ -12,6 +12,7 @@ PRE_MIN=${PRE_MIN:-25}     # pretraining budget on synthetic lines (minutes)
 FT_MIN=${FT_MIN:-35}       # fine-tuning budget on real lines (minutes)
 MODEL_DIR=${MODEL_DIR:-models/default}
 HW=${HANDWRITE:-.venv/bin/handwrite}
+PY=${PYTHON:-.venv/bin/python}
 REAL=("$SHARED/iam-hooker" "$SHARED/copiste-fr")
 
 # 1. Synthetic lines: the shipped English corpus (iam-hooker train transcriptions) and the
@@ -24,7 +25,7 @@ $HW train "$OUT/synth" --train-split train --val-split validation -o "$OUT/pretr
 $HW train "${REAL[@]}" --train-split train --val-split validation --init "$OUT/pretrain/best.pt" \
     -o "$OUT/finetune" --max-minutes "$FT_MIN" -q
 # 4. Package (float16), LM from the training transcriptions, decoder settings tuned on validation.
-python scripts/package_model.py "$OUT/finetune/best.pt" "$MODEL_DIR/model.pt"
+$PY scripts/package_model.py "$OUT/finetune/best.pt" "$MODEL_DIR/model.pt"
 $HW lm build "${REAL[@]}" --split train --order 6 -o "$MODEL_DIR/train-6gram.arpa.gz"
 $HW lm tune -m "$MODEL_DIR/model.pt" "${REAL[@]}" --split validation --lm "$MODEL_DIR/train-6gram.arpa.gz" -q
 # 5. Figures for the model card: every split the model did not train on.

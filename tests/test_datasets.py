@@ -38,6 +38,12 @@ def test_iam_split_by_name_and_by_file():
     assert [r.id for r in by_file] == ["h02-044-02", "h00-015-10"]
 
 
+def test_iam_split_list_may_name_whole_forms(tmp_path):
+    forms = tmp_path / "forms.txt"
+    forms.write_text("h00-000\nh01-035\n", encoding="utf-8")  # Aachen-style lists of form ids
+    assert [r.id for r in load_dataset(IAM_MINI, split=str(forms))] == ["h00-000-18", "h01-035-02"]
+
+
 def test_pairs_reader_whole_tree_and_split():
     records = load_dataset(COPISTE_MINI)
     assert len(records) == 4

@@ -36,6 +36,20 @@ def test_width_batches_group_similar_widths_and_cover_all():
     assert [[i for _, i in b] for b in sampler] == batches[3:]
 
 
+def test_distributed_shards_split_each_global_batch_and_agree_on_length():
+    widths = list(range(10, 1030, 10))  # 102 lines: not a multiple of the global batch of 8
+    single = WidthBatchSampler(widths, 8, shuffle=True, seed=1)
+    shards = [WidthBatchSampler(widths, 4, shuffle=True, seed=1, rank=r, world=2) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == len(shards[0].batches()) == len(shards[1].batches()) == 12
+    complete = [b for b in single.batches() if len(b) == 8]
+    for full, a, b in zip(complete, shards[0].batches(), shards[1].batches(), strict=True):
+        assert sorted(a + b) == sorted(full)  # the two processes together see the one-process batch
+        assert not set(a) & set(b) and len(a) == len(b) == 4
+    # the incomplete global batch is dropped on every rank
+    seen = {i for s in shards for b in s.batches() for i in b}
+    assert len(seen) == 96
+
+
 def test_collate_pads_with_paper_and_keeps_lengths():
     a = torch.ones(1, 8, 10)
     b = torch.ones(1, 8, 6)
