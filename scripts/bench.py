@@ -3,6 +3,8 @@
     python scripts/bench.py train DATA [--split train] [--steps 60] [--batch-size 8]
     python scripts/bench.py infer MODEL DATA [--split test] [--lines 200] [--lm LM] [--lexicon FILE]
 
+MODEL may be a .pt checkpoint or an .onnx export (`handwrite export`).
+
 ``train`` times optimizer steps (forward, CTC, backward, AdamW) on real
 batches after a warm-up, with augmentation running in one DataLoader worker
 as in `handwrite train`. ``infer`` times transcription of already-decoded
@@ -25,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import handwrite  # noqa: E402, F401  (sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 
-from handwrite import checkpoint  # noqa: E402
 from handwrite.codec import Alphabet  # noqa: E402
 from handwrite.datasets import load_dataset  # noqa: E402
 from handwrite.decoding import DecoderSpec  # noqa: E402
@@ -41,7 +42,10 @@ def peak_rss_mib() -> float:
 def bench_train(args) -> dict:
     records = load_dataset(args.data, split=args.split)
     alphabet = Alphabet.from_texts(r.text for r in records)
-    cfg = ModelConfig(height=args.height, num_classes=len(alphabet))
+    cfg = ModelConfig(
+        height=args.height, channels=[int(c) for c in args.channels.split(",")], width_pools=args.width_pools,
+        lstm_layers=args.lstm_layers, num_classes=len(alphabet),
+    )
     torch.manual_seed(0)
     model = CRNN(cfg)
     dataset = LineDataset(records, alphabet, cfg.height, augment=True)
@@ -64,7 +68,7 @@ def bench_train(args) -> dict:
             break
     seconds = time.perf_counter() - t0
     return {
-        "mode": "train", "data": str(args.data), "split": args.split, "height": args.height,
+        "mode": "train", "data": str(args.data), "split": args.split, "height": args.height, "channels": cfg.channels, "lstm_layers": cfg.lstm_layers,
         "batch_size": args.batch_size, "steps": args.steps, "lines": lines,
         "lines_per_s": round(lines / seconds, 2), "params": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib()),
@@ -73,7 +77,7 @@ def bench_train(args) -> dict:
 
 def bench_infer(args) -> dict:
     t0 = time.perf_counter()
-    checkpoint.load_model(args.model)
+    Recognizer.load(args.model)  # .pt, or .onnx from `handwrite export` (run by onnxruntime)
     load_s = time.perf_counter() - t0
     records = load_dataset(args.data, split=args.split)[: args.lines]
     paths = [r.image for r in records]
@@ -85,10 +89,9 @@ def bench_infer(args) -> dict:
             decoders["beam_lm_lexicon"] = DecoderSpec(
                 decoder="beam", lm=str(args.lm), lexicon=str(args.lexicon), lm_weight=args.lm_weight, beam=args.beam
             )
-    model, alphabet, _ = checkpoint.load_model(args.model)
     for name, spec in decoders.items():
         for batch in (1, 16):
-            rec = Recognizer(model, alphabet, batch_size=batch, decoder=spec)
+            rec = Recognizer.load(args.model, batch_size=batch, decoder=spec)
             rec.transcribe(paths[:16])  # warm-up
             t0 = time.perf_counter()
             rec.transcribe(paths)
@@ -108,6 +111,9 @@ def main():
     t.add_argument("--warmup", type=int, default=5)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--height", type=int, default=64)
+    t.add_argument("--channels", default="16,32,64,96")
+    t.add_argument("--width-pools", type=int, default=3)
+    t.add_argument("--lstm-layers", type=int, default=3)
     i = sub.add_parser("infer")
     i.add_argument("model", type=Path)
     i.add_argument("data", type=Path)

@@ -15,7 +15,7 @@ def test_transcribe_without_model_uses_the_default():
     r = runner.invoke(app, ["transcribe", str(SAMPLES / "lines"), "--output", "jsonl", "-q"])
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) == 24
+    assert len(rows) == 32
     assert all(row["error"] is None and row["text"] and 0 < row["confidence"] <= 1 for row in rows)
 
 
@@ -24,5 +24,5 @@ def test_eval_without_model_on_the_samples():
     r = runner.invoke(app, ["eval", str(SAMPLES), "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
-    assert summary["lines"] == 24 and summary["failed"] == 0
+    assert summary["lines"] == 32 and summary["failed"] == 0
     assert summary["cer"] < 0.5

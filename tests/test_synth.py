@@ -145,3 +145,10 @@ def test_bad_input_gives_one_clear_error(tmp_path, problem):
 def test_unreadable_font_is_named(tmp_path):
     with pytest.raises(HandwriteError, match="nope.otf: font file or folder not found"):
         synth.find_fonts([tmp_path / "nope.otf"])
+
+
+def test_text_can_come_from_a_dataset_split():
+    from conftest import COPISTE_MINI
+    from handwrite.datasets import load_dataset
+
+    assert synth.read_corpus([COPISTE_MINI], split="train") == [r.text for r in load_dataset(COPISTE_MINI, split="train")]
