@@ -291,6 +291,8 @@ def train(
                     if state.bad_epochs >= cfg.patience:
                         stop_reason = f"no improvement for {cfg.patience} epochs"
                 save_last()
+        if ddp.world > 1:
+            torch.distributed.barrier()  # leave together: no rank tears down the group while rank 0 still writes
     except KeyboardInterrupt:
         state.elapsed = time.monotonic() - started
         save_last()
@@ -300,6 +302,9 @@ def train(
         if previous_handler is not None:
             signal.signal(signal.SIGTERM, previous_handler)
         if ddp.owns_group:
+            # The DDP wrapper's reducer holds the group: release it first, or its threads may be
+            # destroyed mid-use at exit ("terminate called without an active exception", seen rarely).
+            del net
             torch.distributed.destroy_process_group()
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
