@@ -27,7 +27,8 @@ $HW train "${REAL[@]}" --train-split train --val-split validation --init "$OUT/p
 # 4. Package (float16), LM from the training transcriptions, decoder settings tuned on validation.
 $PY scripts/package_model.py "$OUT/finetune/best.pt" "$MODEL_DIR/model.pt"
 $HW lm build "${REAL[@]}" --split train --order 6 -o "$MODEL_DIR/train-6gram.arpa.gz"
-$HW lm tune -m "$MODEL_DIR/model.pt" "${REAL[@]}" --split validation --lm "$MODEL_DIR/train-6gram.arpa.gz" -q
+$HW lm compile "$MODEL_DIR/train-6gram.arpa.gz" -o "$MODEL_DIR/train-6gram.npz"   # loads ~8x faster
+$HW lm tune -m "$MODEL_DIR/model.pt" "${REAL[@]}" --split validation --lm "$MODEL_DIR/train-6gram.npz" -q
 # 5. Figures for the model card: every split the model did not train on.
 for decoder in greedy beam; do
     for set in "iam-hooker validation" "iam-hooker test" "copiste-fr validation"; do

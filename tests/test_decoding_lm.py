@@ -154,3 +154,27 @@ def test_gzipped_arpa_round_trip(tmp_path):
     write_arpa(tmp_path / "lm.arpa.gz", build_arpa(["hello world"], 3))
     lm = CharLM.load(tmp_path / "lm.arpa.gz")
     assert lm.score("hello world") > lm.score("dlrow olleh")
+
+
+def test_compiled_lm_is_the_same_model_and_refuses_junk(tmp_path):
+    """`lm compile` writes the same distributions in a form that loads without parsing text."""
+    from typer.testing import CliRunner
+
+    from handwrite.cli import app
+
+    texts = ["the cat sat on the mat", "a dog, a cat & 2 mice", "Dear Hooker, thank you."]
+    arpa = tmp_path / "lm.arpa.gz"
+    write_arpa(arpa, build_arpa(texts, 4))
+    r = CliRunner().invoke(app, ["lm", "compile", str(arpa), "-o", str(tmp_path / "lm.npz")])
+    assert r.exit_code == 0, r.output
+    a, b = CharLM.load(arpa), CharLM.load(tmp_path / "lm.npz")
+    assert a.vocab == b.vocab and a.order == b.order
+    for text in texts + ["unseen words here"]:
+        sa, sb = a.state(""), b.state("")
+        for c in text:
+            assert np.array_equal(a.log_probs(sa), b.log_probs(sb))
+            sa, sb = a.advance(sa, c), b.advance(sb, c)
+    junk = tmp_path / "junk.npz"
+    np.savez(junk, x=np.zeros(3))
+    with pytest.raises(HandwriteError, match="junk.npz: not an ARPA or compiled language model"):
+        CharLM.load(junk)

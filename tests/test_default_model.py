@@ -20,7 +20,7 @@ def test_transcribe_without_model_uses_the_default():
 
 
 def test_eval_without_model_on_the_samples():
-    # An untrained or broken model scores a CER near 100% here; the shipped one 19.9% (2026-11-27).
+    # An untrained or broken model scores a CER near 100% here; the shipped one 21.8% (2026-11-27).
     r = runner.invoke(app, ["eval", str(SAMPLES), "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
