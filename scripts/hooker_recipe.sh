@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Train, decode-tune and evaluate a model on the iam-hooker development set, as shipped in
-# models/hooker-small/. CPU only, 1 thread; about 75 minutes on a 2-core machine.
+# Train, decode-tune and evaluate a model on the iam-hooker development set alone (the first
+# shipped default model; the current one comes from scripts/default_model.sh). CPU only, 1 thread; about 75 minutes on a 2-core machine.
 #   scripts/hooker_recipe.sh [DATA_DIR] [OUT_DIR] [MINUTES]
 set -euo pipefail
 DATA=${1:-../shared/data/iam-hooker}
