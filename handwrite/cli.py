@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import asdict
 import sys
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from typing import Optional

@@ -47,6 +47,19 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     return paths
 
 
+def resolve_device(device: str, index: int | None = None) -> torch.device:
+    """``cpu``, ``cuda[:N]`` or ``auto`` (CUDA when available); ``index`` picks the GPU (a torchrun rank's)."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HandwriteError("--device cuda: no CUDA device is available to torch here")
+        return torch.device("cuda", index) if index is not None else torch.device(device)
+    if device != "cpu":
+        raise HandwriteError(f"unknown device {device!r}; choose cpu, cuda or auto")
+    return torch.device("cpu")
+
+
 class Recognizer:
     """Batched transcription with a model in memory.
 
@@ -69,8 +82,7 @@ class Recognizer:
     @classmethod
     def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = 16,
              decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise HandwriteError("--device cuda: no CUDA device is available to torch here")
+        device = str(resolve_device(device))
         if Path(model_path).suffix == ".onnx":  # from `handwrite export`: runs in onnxruntime, on CPU
             from .export import OnnxNetwork
 

@@ -34,7 +34,7 @@ from .errors import HandwriteError
 from .model import CRNN, ModelConfig
 from .preprocess import LineDataset, WidthBatchSampler, collate
 from .progress import bar
-from .recognize import Recognizer, evaluate
+from .recognize import Recognizer, evaluate, resolve_device
 
 
 @dataclass
@@ -96,20 +96,8 @@ def start_distributed(device: str) -> Distributed:
 
     owns = not dist.is_initialized()
     if owns:
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if resolve_device(device).type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
-
-
-def resolve_device(device: str, ddp: Distributed) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise HandwriteError("--device cuda: no CUDA device is available to torch here")
-        return torch.device("cuda", ddp.local_rank) if ddp.world > 1 else torch.device(device)
-    if device != "cpu":
-        raise HandwriteError(f"unknown device {device!r}; choose cpu, cuda or auto")
-    return torch.device("cpu")
 
 
 def _all_sum(values: list[float], ddp: Distributed) -> list[float]:
@@ -137,7 +125,7 @@ def train(
     DistributedDataParallel; only rank 0 validates, logs and writes files, so the
     output folder looks exactly like a one-process run's."""
     ddp = start_distributed(device)
-    dev = resolve_device(device, ddp)
+    dev = resolve_device(device, ddp.local_rank if ddp.world > 1 else None)
     if not ddp.main:
         show_progress, log = False, (lambda m: None)
     out = Path(out_dir)
@@ -165,7 +153,7 @@ def train(
             # The pretrained model keeps its architecture and its characters' output rows;
             # characters new in this training text get fresh rows after them.
             known = list(init["alphabet"])
-            alphabet = Alphabet(known + [c for c in alphabet.chars if c not in set(known)])
+            alphabet = Alphabet(known + sorted(set(alphabet.chars) - set(known)))
             model_cfg = ModelConfig(**init["model_config"])
         model_cfg.num_classes = len(alphabet)
         state = TrainState()
