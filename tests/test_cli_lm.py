@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from handwrite.cli import app
+from handwrite.datasets import load_dataset
 from handwrite.decoding import load_spec
 
 from conftest import COPISTE_MINI, IAM_MINI
@@ -71,6 +72,21 @@ def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     assert json.loads(r.stdout)["decoder"] == "beam"
     r = runner.invoke(app, ["eval", "-m", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q", "--decoder", "greedy"])
     assert json.loads(r.stdout)["decoder"] == "greedy"
+
+
+def test_tune_keeps_greedy_when_no_lm_setting_beats_it(model, tmp_path):
+    # An LM of the training lines written backwards: same characters, wrong order.
+    text = tmp_path / "backwards.txt"
+    lines = [r.text[::-1] for r in load_dataset(IAM_MINI, "auto", "train")]
+    text.write_text("\n".join(lines * 5) + "\n", encoding="utf-8")
+    r, lm = _build(tmp_path, text)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["lm", "tune", "-m", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
+                            "--weights", "4", "--bonuses", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    greedy, beam = [json.loads(line) for line in r.stdout.splitlines()]
+    assert beam["cer"] > greedy["cer"]
+    assert load_spec(model).decoder == "greedy" and "best: greedy" in r.stderr
 
 
 def test_parallel_beam_search_gives_the_same_text(model, tmp_path):
