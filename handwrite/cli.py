@@ -73,6 +73,11 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
+def _exit_code(failed: int, total: int) -> int:
+    """Some inputs failed: partial success; all of them: nothing was produced."""
+    return EXIT_OK if not failed else EXIT_INPUT if failed == total else EXIT_PARTIAL
+
+
 ThreadsOpt = typer.Option(
     1, "--threads", help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait)."
 )
@@ -258,7 +263,7 @@ def evaluate(
     for line in ev.lines:
         if line.error:
             _log(f"handwrite: error: {line.error}")
-    raise typer.Exit(EXIT_PARTIAL if ev.failed else EXIT_OK)
+    raise typer.Exit(_exit_code(ev.failed, len(ev.lines)))
 
 
 def _report(ev, fmt: ReportFormat) -> str:
@@ -324,7 +329,7 @@ def transcribe(
         from .checkpoint import atomic_write
 
         atomic_write(out, lambda f: f.write("".join(row + "\n" for row in rows).encode("utf-8")))
-    raise typer.Exit(EXIT_PARTIAL if any(r.error for r in results) else EXIT_OK)
+    raise typer.Exit(_exit_code(sum(r.error is not None for r in results), len(results)))
 
 
 class ExportFormat(str, Enum):

@@ -71,7 +71,7 @@ def test_transcribe_reports_each_bad_image_and_keeps_going(model_file, tmp_path)
 
 def test_transcribe_jsonl_marks_failures(model_file, tmp_path):
     r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(tmp_path / "missing.png"), "--output", "jsonl", "-q"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # every input failed: nothing was produced
     assert '"error": "' in r.stdout and '"text": null' in r.stdout
 
 
@@ -109,6 +109,15 @@ def test_eval_counts_unreadable_images_as_errors(model_file, tmp_path):
     r = runner.invoke(app, ["eval", "-m", str(model_file), str(tmp_path / "set"), "--json", "-q"])
     assert r.exit_code == 1
     assert '"failed": 1' in r.stdout
+    _one_error_line(r.stderr, "eSc_line_7bbc4d4d.png", "not a readable image")
+
+
+def test_eval_with_every_image_unreadable_is_an_input_error(model_file, tmp_path):
+    shutil.copytree(COPISTE_MINI, tmp_path / "set")
+    for png in (tmp_path / "set").rglob("*.png"):
+        png.write_bytes(b"broken")
+    r = runner.invoke(app, ["eval", "-m", str(model_file), str(tmp_path / "set"), "--json", "-q"])
+    assert r.exit_code == 2
     _one_error_line(r.stderr, "eSc_line_7bbc4d4d.png", "not a readable image")
 
 
