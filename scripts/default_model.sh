@@ -2,14 +2,14 @@
 # Rebuild models/default/ from nothing but the shared development data, with handwrite's own
 # commands: synthetic pretraining, fine-tuning on the real training splits of iam-hooker and
 # copiste-fr, a character LM of their training transcriptions, decoder tuning on their
-# validation splits, packaging and evaluation. CPU, 1 thread; about 75 minutes with the defaults.
+# validation splits, packaging and evaluation. CPU, 1 thread; about 2.5 hours with the defaults.
 #   scripts/default_model.sh [OUT_DIR]          (environment: SHARED, SYNTH_LINES, PRE_MIN, FT_MIN, MODEL_DIR)
 set -euo pipefail
 OUT=${1:-runs/default}
 SHARED=${SHARED:-../shared/data}
 SYNTH_LINES=${SYNTH_LINES:-20000}
 PRE_MIN=${PRE_MIN:-25}     # pretraining budget on synthetic lines (minutes)
-FT_MIN=${FT_MIN:-35}       # fine-tuning budget on real lines (minutes)
+FT_MIN=${FT_MIN:-110}      # fine-tuning budget on real lines (minutes)
 MODEL_DIR=${MODEL_DIR:-models/default}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 PY=${PYTHON:-.venv/bin/python}
