@@ -430,7 +430,7 @@ def lm_tune(
     from .datasets import load_dataset
     from .decoding import DecoderSpec, save_spec
     from .progress import bar
-    from .recognize import Recognizer, tune_decoder
+    from .recognize import Recognizer, best_setting, tune_decoder
 
     _threads(threads)
     try:
@@ -450,19 +450,13 @@ def lm_tune(
             w = "-" if row["lm_weight"] is None else row["lm_weight"]
             bonus = "-" if row["insertion_bonus"] is None else row["insertion_bonus"]
             typer.echo(f"{row['decoder']}\talpha={w}\tbeta={bonus}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}")
-    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
-    # An LM of other text can hurt; the user asked for this LM, so it loses only when strictly worse.
-    if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
-        best = rows[0]
+    best, spec = best_setting(rows, base)
     if save:
-        from dataclasses import replace
-
-        if best["decoder"] == "greedy":
-            path = save_spec(model, DecoderSpec(decoder="greedy"))
-            _log(f"best: greedy, no setting of this LM beat it (CER {best['cer']:.2%}); saved to {path}")
-        else:
-            path = save_spec(model, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"]))
-            _log(f"best: alpha={best['lm_weight']} beta={best['insertion_bonus']} (CER {best['cer']:.2%}); saved to {path}")
+        path = save_spec(model, spec)
+        what = f"alpha={spec.lm_weight} beta={spec.insertion_bonus}"
+        if spec.decoder == "greedy":
+            what = "greedy, no setting of this LM beat it"
+        _log(f"best: {what} (CER {best['cer']:.2%}); saved to {path}")
 
 
 @app.command()

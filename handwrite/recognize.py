@@ -240,3 +240,14 @@ def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: De
             if progress:
                 progress(1)
     return rows
+
+
+def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, DecoderSpec]:
+    """The row of ``tune_decoder`` to keep, and the decoder settings it stands for.
+
+    An LM of other text can hurt; the user asked for this LM, so greedy wins only when strictly better.
+    """
+    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
+    if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
+        return rows[0], DecoderSpec(decoder="greedy")
+    return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])
