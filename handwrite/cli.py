@@ -31,11 +31,15 @@ class Format(str, Enum):
     iam = "iam"
     pairs = "pairs"
     tsv = "tsv"
+    page = "page"
+    alto = "alto"
 
 
 class OutputFormat(str, Enum):
     text = "text"
     jsonl = "jsonl"
+    page = "page"
+    alto = "alto"
 
 
 class ReportFormat(str, Enum):
@@ -71,6 +75,20 @@ def _threads(n: int) -> None:
 
 def _log(message: str) -> None:
     typer.echo(message, err=True)
+
+
+def _read_data(paths, fmt, split, include_err=False):
+    """Records of one or more datasets; lines a page-file reader had to leave out are reported,
+    one line each, and returned as a count (eval counts them as failed lines)."""
+    from .datasets import ReadReport, load_dataset
+
+    report = ReadReport()
+    records = [r for d in paths for r in load_dataset(d, fmt.value, split, include_err, report)]
+    for problem in report.problems:
+        _log(f"handwrite: error: {problem}")
+    if report.empty:
+        _log(f"handwrite: {report.empty} lines without a transcription skipped")
+    return records, len(report.problems)
 
 
 def _exit_code(failed: int, total: int) -> int:
@@ -177,20 +195,19 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available). Under torchrun each process takes its LOCAL_RANK's GPU."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="bf16: autocast on CUDA (CTC loss in fp32); ignored on CPU."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="bf16: autocast to bfloat16 on CUDA or CPU (CTC loss in fp32); pays on CPUs with AVX-512 bf16 or AMX."),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
     """Train a model (or resume training) and keep the one with the best validation CER."""
     from . import train as training
-    from .datasets import load_dataset
     from .model import ModelConfig
 
     _threads(threads)
     if val is None and val_split is None:
         _fail("give a validation set with --val and/or --val-split")
-    train_records = [r for d in train_data for r in load_dataset(d, fmt.value, train_split, include_err)]
-    val_records = [r for d in ([val] if val else train_data) for r in load_dataset(d, fmt.value, val_split, include_err)]
+    train_records, _ = _read_data(train_data, fmt, train_split, include_err)
+    val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
     try:
         model_cfg = ModelConfig(
             height=height, channels=[int(c) for c in channels.split(",")], width_pools=width_pools,
@@ -237,14 +254,13 @@ def evaluate(
 ):
     """Character and word error rates of MODEL on a dataset."""
     from .checkpoint import atomic_write
-    from .datasets import load_dataset
     from .progress import bar
     from .recognize import evaluate as run_eval
 
     spec, recognizer = _load_recognizer(
         model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
     )
-    records = load_dataset(data, fmt.value, split, include_err)
+    records, unread = _read_data([data], fmt, split, include_err)
     with bar(len(records), "evaluating", not quiet) as b:
         ev = run_eval(recognizer, records, b.advance)
     if report is not None:
@@ -263,7 +279,7 @@ def evaluate(
     for line in ev.lines:
         if line.error:
             _log(f"handwrite: error: {line.error}")
-    raise typer.Exit(_exit_code(ev.failed, len(ev.lines)))
+    raise typer.Exit(_exit_code(ev.failed + unread, len(ev.lines) + unread))
 
 
 def _report(ev, fmt: ReportFormat) -> str:
@@ -281,9 +297,10 @@ def _report(ev, fmt: ReportFormat) -> str:
 @_user_errors
 def transcribe(
     model: Path = ModelOpt,
-    images: list[str] = typer.Argument(..., help="Line images: files, folders or glob patterns; '-' reads paths from standard input."),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per image, with confidence."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the results to this file (atomically) instead of standard output."),
+    images: list[str] = typer.Argument(..., help="Line images and/or PAGE/ALTO files: files, folders or glob patterns; '-' reads paths from standard input."),
+    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per line, with confidence; page / alto: one XML file per line image, in --out DIR."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="text/jsonl: write the results to this file (atomically) instead of standard output. With PAGE/ALTO inputs or --output page|alto: the folder to write the XML files into."),
+    in_place: bool = typer.Option(False, "--in-place", help="Write the results into the given PAGE/ALTO files themselves (atomically) instead of copies in --out."),
     batch_size: int = typer.Option(16, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
@@ -297,13 +314,16 @@ def transcribe(
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Transcribe line images; one output line per image, in the order given."""
-    from .progress import bar
-    from .recognize import expand_inputs
+    """Transcribe line images, and the text lines of PAGE XML / ALTO files; one output line per text line.
 
-    spec, recognizer = _load_recognizer(
-        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
-    )
+    A PAGE or ALTO file is read with its page image, every line is recognised, and a copy of the
+    file with the text, confidences, words and glyphs written in goes to --out DIR (or over the
+    input with --in-place)."""
+    from .checkpoint import atomic_write
+    from .pagexml import xml_flavour
+    from .progress import bar
+    from .recognize import expand_inputs, line_document, transcribe_page
+
     if "-" in images:
         # one path per line, as `find ... -name '*.png' | handwrite transcribe -` gives them
         stdin_paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
@@ -311,8 +331,48 @@ def transcribe(
     paths = expand_inputs(images)
     if not paths:
         _fail("no images found in " + " ".join(images))
+    pages = [p for p in paths if p.suffix.lower() == ".xml"]
+    for p in pages:
+        if p.is_file() and xml_flavour(p) is None:
+            _fail(f"{p}: neither PAGE XML nor ALTO")
+    lines = [p for p in paths if p.suffix.lower() != ".xml"]
+    xml_out = output in (OutputFormat.page, OutputFormat.alto)
+    if (pages and not in_place or xml_out) and out is None:
+        _fail("PAGE/ALTO results need a folder to go to: give --out DIR" + (" (or --in-place)" if pages else ""))
+    if out is not None and (pages or xml_out) and out.exists() and not out.is_dir():
+        _fail(f"{out}: not a folder (PAGE/ALTO files are written into --out DIR)")
+    targets = [p if in_place else out / p.name for p in pages] + ([out / f"{p.stem}.xml" for p in lines] if xml_out else [])
+    if len(set(targets)) < len(targets):
+        _fail("two inputs would be written to the same file in --out; give them distinct names or separate runs")
+    if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
+        _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
+    spec, recognizer = _load_recognizer(
+        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+    )
+    results, unread = [], 0  # unread: pages and page lines that could not be read at all
     with bar(len(paths), "transcribing", not quiet and len(paths) > 1) as b:
-        results = recognizer.transcribe(paths, b.advance)
+        for xml, target in zip(pages, targets):
+            try:
+                page = transcribe_page(recognizer, xml)
+            except HandwriteError as e:
+                _log(f"handwrite: error: {e}")
+                unread += 1
+                b.advance(1)
+                continue
+            for problem in page.problems:
+                _log(f"handwrite: error: {problem}")
+            unread += len(page.problems)
+            if page.document is not None:
+                atomic_write(target, lambda f, d=page.document: f.write(d))
+            results += page.lines
+            b.advance(1)
+        if lines:
+            line_results = recognizer.transcribe(lines, b.advance, positions=xml_out)
+            results += line_results
+            if xml_out:
+                for r, target in zip(line_results, targets[len(pages):]):
+                    if r.error is None:
+                        atomic_write(target, lambda f, d=line_document(r, output.value): f.write(d))
     rows = []
     for r in results:
         if r.error:
@@ -322,14 +382,13 @@ def transcribe(
             rows.append(json.dumps(record, ensure_ascii=False))
         elif r.error is None:
             rows.append(f"{r.path}\t{r.text}")
-    if out is None:
+    if out is None or pages or xml_out:
         for row in rows:
             typer.echo(row)
     else:
-        from .checkpoint import atomic_write
-
         atomic_write(out, lambda f: f.write("".join(row + "\n" for row in rows).encode("utf-8")))
-    raise typer.Exit(_exit_code(sum(r.error is not None for r in results), len(results)))
+    failed = unread + sum(r.error is not None for r in results)
+    raise typer.Exit(_exit_code(failed, unread + len(results)))
 
 
 class ExportFormat(str, Enum):
@@ -427,7 +486,6 @@ def lm_tune(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
-    from .datasets import load_dataset
     from .decoding import DecoderSpec, save_spec
     from .progress import bar
     from .recognize import Recognizer, best_setting, tune_decoder
@@ -440,7 +498,7 @@ def lm_tune(
         _fail("--weights and --bonuses take comma-separated numbers")
     base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
     recognizer = Recognizer.load(_check_model(model))
-    records = [r for d in data for r in load_dataset(d, fmt.value, split)]
+    records, _ = _read_data(data, fmt, split)
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
     for row in rows:

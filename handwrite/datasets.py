@@ -10,6 +10,10 @@ Layouts:
 * ``pairs`` -- a folder tree of images, each with a ``.gt.txt`` sidecar
   (kraken / OCRopus convention).
 * ``tsv``   -- a manifest file of ``relative/image/path<TAB>transcription`` rows.
+* ``page`` / ``alto`` -- page-level PAGE XML or ALTO files beside their page images
+  (eScriptorium, Transkribus, OCR-D exports); each text line becomes a record whose
+  image is a :class:`~handwrite.pagexml.LineCrop` of the page. Both names read
+  both formats: the format is told per file from its root element.
 """
 
 from __future__ import annotations
@@ -17,20 +21,31 @@ from __future__ import annotations
 import csv
 import gzip
 import unicodedata
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HandwriteError
+from .pagexml import LineCrop, page_lines, xml_flavour
 
-FORMATS = ("iam", "pairs", "tsv")
+FORMATS = ("iam", "pairs", "tsv", "page", "alto")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)
 class LineRecord:
-    image: Path
+    image: Path | LineCrop
     text: str
     id: str
+
+
+@dataclass
+class ReadReport:
+    """What a reader left out: ``problems`` name a file and line that could not be used
+    (no coordinates, image missing); ``empty`` counts lines without a transcription."""
+
+    problems: list[str] = field(default_factory=list)
+    empty: int = 0
 
 
 def normalize_text(text: str) -> str:
@@ -43,8 +58,12 @@ def load_dataset(
     fmt: str = "auto",
     split: str | None = None,
     include_err: bool = False,
+    report: ReadReport | None = None,
 ) -> list[LineRecord]:
-    """Read a dataset in any supported layout; raise HandwriteError if it is empty."""
+    """Read a dataset in any supported layout; raise HandwriteError if it is empty.
+
+    Lines a page-file reader had to leave out are listed in ``report`` when one is
+    given, else issued as Python warnings."""
     path = Path(path)
     if not path.exists():
         raise HandwriteError(f"{path}: no such file or folder")
@@ -56,6 +75,12 @@ def load_dataset(
         records = read_pairs(path, split=split)
     elif fmt == "tsv":
         records = read_tsv(path, split=split)
+    elif fmt in ("page", "alto"):
+        own = report if report is not None else ReadReport()
+        records = read_page_files(path, split=split, report=own)
+        if report is None:
+            for problem in own.problems:
+                warnings.warn(problem, stacklevel=2)
     else:
         raise HandwriteError(f"unknown dataset format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not records:
@@ -68,7 +93,7 @@ def read_texts(sources: list[Path], fmt: str = "auto", split: str | None = None)
     (folders and ``.tsv`` manifests, of which ``split`` selects lines)."""
     lines: list[str] = []
     for src in map(Path, sources):
-        if src.is_dir() or src.suffix.lower() == ".tsv":
+        if src.is_dir() or src.suffix.lower() in (".tsv", ".xml"):
             lines += [r.text for r in load_dataset(src, fmt, split)]
             continue
         try:
@@ -82,6 +107,11 @@ def read_texts(sources: list[Path], fmt: str = "auto", split: str | None = None)
 
 
 def detect_format(path: Path) -> str:
+    if path.is_file() and path.suffix.lower() == ".xml":
+        flavour = xml_flavour(path)
+        if flavour is None:
+            raise HandwriteError(f"{path}: neither PAGE XML nor ALTO")
+        return flavour
     if path.is_file():
         if path.suffix.lower() in (".tsv", ".txt", ".csv") and path.name != "lines.txt":
             return "tsv"
@@ -92,9 +122,13 @@ def detect_format(path: Path) -> str:
         return "iam"
     if next(path.rglob("*.gt.txt"), None) is not None:
         return "pairs"
+    for xml in sorted(path.rglob("*.xml")):
+        flavour = xml_flavour(xml)
+        if flavour is not None:
+            return flavour
     raise HandwriteError(
-        f"{path}: cannot tell the dataset format (no ascii/lines.txt, no *.gt.txt files); "
-        "pass --format iam|pairs|tsv"
+        f"{path}: cannot tell the dataset format (no ascii/lines.txt, no *.gt.txt files, no PAGE or ALTO files); "
+        "pass --format iam|pairs|tsv|page|alto"
     )
 
 
@@ -208,4 +242,57 @@ def read_tsv(manifest: Path, split: str | None = None) -> list[LineRecord]:
             continue
         rel = Path(row[0])
         records.append(LineRecord(manifest.parent / rel, normalize_text(row[1]), str(rel.with_suffix(""))))
+    return records
+
+
+def _page_files(root: Path, split: str | None) -> list[Path]:
+    """The PAGE/ALTO files of a collection: all of them, a split's subfolder, or those a
+    split list names (by XML file, page image or page name, relative to ``root``)."""
+    if root.is_file():
+        return [root]
+    if split is not None and (root / split).is_dir():
+        root = root / split
+        split = None
+    found = sorted(p for p in root.rglob("*.xml") if xml_flavour(p) is not None)
+    if split is None:
+        return found
+    listed = _read_list(_split_file(root, split, [root / f"{split}.txt", root / "splits" / f"{split}.txt"]))
+    by_name: dict[str, Path] = {}
+    for p in found:
+        rel = p.relative_to(root)
+        for key in (str(rel), str(rel.with_suffix("")), p.name, p.stem):
+            by_name.setdefault(key, p)
+    files = []
+    for entry in listed:
+        key = entry.replace("\\", "/")
+        hit = by_name.get(key) or by_name.get(str(Path(key).with_suffix(""))) or by_name.get(Path(key).stem)
+        if hit is None:
+            raise HandwriteError(f"{root}: split {split!r} names {entry!r}, which is no PAGE or ALTO file here")
+        files.append(hit)
+    return list(dict.fromkeys(files))
+
+
+def read_page_files(root: Path, split: str | None = None, report: ReadReport | None = None) -> list[LineRecord]:
+    """The text lines of PAGE XML / ALTO files, in each file's reading order.
+
+    Lines without text are skipped and counted; a line that cannot be cut out (no
+    coordinates, outside the image) or a page whose image is missing is skipped and
+    named in ``report.problems``, and the rest of the collection is read."""
+    report = report if report is not None else ReadReport()
+    base = root if root.is_dir() else root.parent
+    records = []
+    for xml in _page_files(root, split):
+        try:
+            page = page_lines(xml)
+        except HandwriteError as e:
+            report.problems.append(str(e))
+            continue
+        report.problems += page.problems
+        stem = str(xml.relative_to(base).with_suffix(""))
+        for line, crop in page.crops:
+            text = normalize_text(line.text)
+            if not text:
+                report.empty += 1
+                continue
+            records.append(LineRecord(crop, text, f"{stem}:{line.id}"))
     return records

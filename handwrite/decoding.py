@@ -55,6 +55,53 @@ def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[in
     return out
 
 
+def align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int, float]]:
+    """Where each label of a decoded line lies: CTC forced alignment (Viterbi) of ``labels``
+    over ``log_probs`` (T, C). Per label: (first frame, last frame, probability), the
+    probability being the geometric mean of its frames' probabilities on the best path.
+
+    Works for any decoder's output (beam search with an LM may spell a line greedy
+    decoding would not), as long as the labels fit in the frames (CTC needs one frame
+    per label plus one between repeats); labels that do not fit get frames spread evenly.
+    """
+    T = len(log_probs)
+    if not labels:
+        return []
+    ext = [BLANK]
+    for c in labels:
+        ext += [c, BLANK]
+    S = len(ext)
+    repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+    if T < len(labels) + repeats:
+        step = T / len(labels)
+        return [(int(k * step), max(int(k * step), int((k + 1) * step) - 1), 0.0) for k in range(len(labels))]
+    emit = log_probs[:, ext]  # T, S
+    score = np.full(S, -np.inf)
+    score[:2] = emit[0, :2]
+    back = np.zeros((T, S), dtype=np.int8)  # 0: stay, 1: from s-1, 2: from s-2
+    skip_ok = np.array([s >= 2 and ext[s] != BLANK and ext[s] != ext[s - 2] for s in range(S)])
+    for t in range(1, T):
+        stay = score
+        one = np.concatenate([[-np.inf], score[:-1]])
+        two = np.where(skip_ok, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
+        choice = np.argmax(np.stack([stay, one, two]), axis=0)
+        score = np.stack([stay, one, two])[choice, np.arange(S)] + emit[t]
+        back[t] = choice
+    s = S - 1 if score[S - 1] >= score[S - 2] else S - 2
+    path = [0] * T
+    for t in range(T - 1, -1, -1):
+        path[t] = s
+        s -= back[t, s]
+    spans: list[list] = [[None, None, 0.0] for _ in labels]
+    for t, s in enumerate(path):
+        if s % 2 == 1:
+            k = s // 2
+            spans[k][0] = t if spans[k][0] is None else spans[k][0]
+            spans[k][1] = t
+            spans[k][2] += float(log_probs[t, ext[s]])
+    return [(a, b, math.exp(lp / (b - a + 1))) for a, b, lp in spans]
+
+
 @dataclass
 class BeamConfig:
     beam: int = 16

@@ -14,35 +14,41 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .codec import Alphabet
 from .datasets import LineRecord
 from .errors import HandwriteError
+from .imageio import open_image
+from .pagexml import LineCrop, crop_line
 
 MIN_WIDTH = 8  # narrower than a few pixels after scaling is not a text line
 
 
-def load_line(path, height: int) -> np.ndarray:
-    """Read one line image as uint8 (height, width), ink high, contrast-stretched.
+def read_line_image(source) -> Image.Image:
+    """The greyscale image of a line: a file, or a :class:`~handwrite.pagexml.LineCrop` of a page."""
+    if isinstance(source, LineCrop):
+        return crop_line(source)
+    return open_image(source)
+
+
+def load_line(source, height: int) -> np.ndarray:
+    """Read one line image (a path or a page crop) as uint8 (height, width), ink high, contrast-stretched."""
+    return prepare_line(read_line_image(source), height, source)
+
+
+def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
+    """A greyscale line image as the network reads it: uint8 (height, width), ink high, contrast-stretched.
 
     uint8 rather than float keeps an in-memory cache of a whole training set
     four times smaller.
     """
-    try:
-        with Image.open(path) as im:
-            im.load()
-            grey = im.convert("L")
-    except FileNotFoundError:
-        raise HandwriteError(f"{path}: image not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise HandwriteError(f"{path}: not a readable image ({e})") from None
     w, h = grey.size
     if w == 0 or h == 0:
-        raise HandwriteError(f"{path}: image is empty ({w}x{h} pixels)")
+        raise HandwriteError(f"{source}: image is empty ({w}x{h} pixels)")
     new_w = max(1, round(w * height / h))
     if new_w < MIN_WIDTH:
-        raise HandwriteError(f"{path}: image is too narrow to hold text ({w}x{h} pixels)")
+        raise HandwriteError(f"{source}: image is too narrow to hold text ({w}x{h} pixels)")
     grey = grey.resize((new_w, height), Image.Resampling.BILINEAR)
     ink = 255.0 - np.asarray(grey, dtype=np.float32)
     # Paper is the most common tone of a line image; stretching from it to the

@@ -15,22 +15,46 @@ import torch
 from . import checkpoint, decoding
 from .codec import Alphabet
 from .datasets import IMAGE_SUFFIXES, LineRecord
-from .decoding import DecoderSpec
+from .decoding import DecoderSpec, align
 from .errors import HandwriteError
 from .metrics import ErrorCounts, cer
-from .preprocess import collate, load_line, to_tensor
+from .pagexml import LineCrop, crop_box, new_page_file, page_lines, write_results, xml_flavour
+from .preprocess import collate, prepare_line, read_line_image, to_tensor
+
+
+@dataclass(frozen=True)
+class Glyph:
+    """One recognised character and where it lies along the line image (pixels, from its left edge)."""
+
+    char: str
+    x0: int
+    x1: int
+    confidence: float
 
 
 @dataclass
 class Transcription:
-    path: Path
+    path: Path | LineCrop
     text: str | None = None
     confidence: float | None = None
     error: str | None = None  # set instead of text when the image could not be read
+    glyphs: list[Glyph] | None = None  # with positions=True: the text's characters, aligned to the image
+    size: tuple[int, int] | None = None  # the line image's width and height, in its own pixels
+
+    def words(self) -> list[list[Glyph]]:
+        """The glyphs grouped into words (runs without spaces)."""
+        out: list[list[Glyph]] = [[]]
+        for g in self.glyphs or []:
+            if g.char.isspace():
+                out.append([])
+            else:
+                out[-1].append(g)
+        return [w for w in out if w]
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files, folders (searched recursively for images) and glob patterns, in the given order.
+    """Files, folders (searched recursively for images and PAGE/ALTO files) and glob patterns,
+    in the given order. A folder that holds page files yields those, not their page images.
 
     A name that matches nothing is kept as is, so it is reported as missing
     rather than silently dropped.
@@ -39,7 +63,8 @@ def expand_inputs(inputs: Iterable[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            pages = sorted(q for q in p.rglob("*.xml") if xml_flavour(q) is not None)
+            paths += pages or sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
         elif not p.exists() and glob.has_magic(item):
             paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
         else:
@@ -74,7 +99,7 @@ class Recognizer:
         self.device = torch.device(device)
         self.height = model.cfg.height
         self.batch_size = batch_size
-        self._cache: dict[Path, np.ndarray] | None = {} if cache else None
+        self._cache: dict[Path, tuple[np.ndarray, tuple[int, int]]] | None = {} if cache else None
         self.spec = decoder or DecoderSpec()
         self.search = self.spec.build(alphabet)  # None: greedy
         self.workers = workers
@@ -93,12 +118,15 @@ class Recognizer:
         model, alphabet, _ = checkpoint.load_model(Path(model_path), map_location=device)
         return cls(model.to(device), alphabet, device, batch_size, decoder=decoder, workers=workers)
 
-    def _load(self, path: Path) -> np.ndarray:
-        if self._cache is None:
-            return load_line(path, self.height)
-        if path not in self._cache:
-            self._cache[path] = load_line(path, self.height)
-        return self._cache[path]
+    def _load(self, source) -> tuple[np.ndarray, tuple[int, int]]:
+        """The network's input for a line (path or page crop), and the line image's own size."""
+        if self._cache is not None and source in self._cache:
+            return self._cache[source]
+        grey = read_line_image(source)
+        item = prepare_line(grey, self.height, source), grey.size
+        if self._cache is not None:
+            self._cache[source] = item
+        return item
 
     def _network(self, lines: Sequence[np.ndarray]) -> list[tuple[np.ndarray, list[int], float]]:
         """Per line: frame log-probabilities (T, C), greedy labels and confidence."""
@@ -112,33 +140,57 @@ class Recognizer:
             out.append((log_probs[: lengths[n], n].numpy(), labels, conf))
         return out
 
-    def transcribe(self, paths: Sequence[Path], progress: Callable[[int], None] | None = None) -> list[Transcription]:
-        """One result per path, in order; unreadable images get ``error`` and do not stop the rest."""
+    def transcribe(self, paths: Sequence[Path | LineCrop], progress: Callable[[int], None] | None = None,
+                   positions: bool = False) -> list[Transcription]:
+        """One result per line image (a path or a page crop), in order; unreadable images get ``error``
+        and do not stop the rest. ``positions`` also aligns each text to its image (``glyphs``)."""
         advance = progress or (lambda n: None)
-        results = [Transcription(Path(p)) for p in paths]
+        results = [Transcription(Path(p) if isinstance(p, str) else p) for p in paths]
         loaded: list[tuple[int, np.ndarray]] = []
         for k, r in enumerate(results):
             try:
-                loaded.append((k, self._load(r.path)))
+                line, r.size = self._load(r.path)
+                loaded.append((k, line))
             except HandwriteError as e:
                 r.error = str(e)
                 advance(1)
         # Sorting by width before batching keeps padding (wasted work) small.
         loaded.sort(key=lambda item: item[1].shape[1])
-        frames: list[tuple[int, np.ndarray]] = []
+        frames: dict[int, np.ndarray] = {}
         for b in range(0, len(loaded), self.batch_size):
             chunk = loaded[b : b + self.batch_size]
             for (k, _), (lp, labels, conf) in zip(chunk, self._network([x for _, x in chunk])):
                 results[k].confidence = conf
                 if self.search is None:
                     results[k].text = self.alphabet.decode(labels)
+                    if positions:
+                        self._place(results[k], lp, labels)
                 else:
-                    frames.append((k, lp))
+                    frames[k] = lp
             if self.search is None:
                 advance(len(chunk))
-        for k, labels in zip([k for k, _ in frames], self._beam([lp for _, lp in frames], advance)):
-            results[k].text = self.alphabet.decode(labels)
+        if self.search is not None:
+            keys = list(frames)
+            for k, labels in zip(keys, self._beam([frames[k] for k in keys], advance)):
+                results[k].text = self.alphabet.decode(labels)
+                if positions:
+                    self._place(results[k], frames[k], labels)
         return results
+
+    def _place(self, result: Transcription, log_probs: np.ndarray, labels: list[int]) -> None:
+        """Glyph positions from the CTC alignment. CTC marks a character by a spike of one or a few
+        frames, so a glyph is taken to run from its first frame to the next glyph's first frame
+        (the last one to its own last frame). Frame t covers input columns [t * r, (t + 1) * r)
+        of the scaled line (r: the network's width reduction), scaled back to the image's pixels."""
+        r = self.model.cfg.width_reduction
+        width, height = result.size
+        scale = width / max(1, round(width * self.height / height))
+        spans = align(log_probs, labels)
+        ends = [a for a, _, _ in spans[1:]] + [spans[-1][1] + 1 if spans else 0]
+        result.glyphs = [
+            Glyph(self.alphabet.decode([c]), int(a * r * scale), min(width, int(end * r * scale)), conf)
+            for c, (a, _, conf), end in zip(labels, spans, ends)
+        ]
 
     def _beam(self, frames: list[np.ndarray], advance) -> Iterator[list[int]]:
         if self.workers <= 1 or len(frames) < 4 * self.workers:
@@ -222,7 +274,7 @@ def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: De
     """
     frames: list[np.ndarray] = []
     counts = ErrorCounts()
-    lines = [(rec, recognizer._load(rec.image)) for rec in records]
+    lines = [(rec, recognizer._load(rec.image)[0]) for rec in records]
     for b in range(0, len(lines), recognizer.batch_size):
         chunk = lines[b : b + recognizer.batch_size]
         for (rec, _), (lp, labels, _) in zip(chunk, recognizer._network([x for _, x in chunk])):
@@ -251,3 +303,31 @@ def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, Decoder
     if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
         return rows[0], DecoderSpec(decoder="greedy")
     return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])
+
+
+@dataclass
+class PageResult:
+    """A transcribed page file: the XML to write, each line's result, and what could not be read."""
+
+    xml: Path
+    document: bytes | None
+    lines: list[Transcription]
+    problems: list[str]
+
+
+def transcribe_page(recognizer: Recognizer, xml: Path, progress=None) -> PageResult:
+    """Recognise every line of a PAGE/ALTO file and write the results into a copy of it
+    (``document``; None when no line could be read, e.g. the page image is missing)."""
+    found = page_lines(Path(xml))
+    results = recognizer.transcribe([crop for _, crop in found.crops], progress, positions=True)
+    placed = {line.id: (res, crop_box(crop, res.size)) for (line, crop), res in zip(found.crops, results)
+              if res.error is None}
+    document = write_results(found.page, placed) if placed else None
+    return PageResult(Path(xml), document, results, found.problems)
+
+
+def line_document(result: Transcription, flavour: str) -> bytes:
+    """A one-line PAGE 2019 or ALTO v4 file for a transcribed line image (needs ``positions=True``)."""
+    page = new_page_file(Path(str(result.path)), result.size, flavour)
+    w, h = result.size
+    return write_results(page, {"l0": (result, (0, 0, w, h))})

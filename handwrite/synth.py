@@ -35,7 +35,7 @@ FONT_PACKAGES = (
     "fontpkg_caveat", "fontpkg_shadows_into_light", "fontpkg_zeyada",
     "fontpkg_indie_flower", "fontpkg_kalam", "fontpkg_dancing_script",
 )
-FONT_SUFFIXES = {".ttf", ".otf"}
+FONT_SUFFIXES = {".ttf", ".otf", ".woff"}
 DEFAULT_TEXT = Path(__file__).with_name("resources") / "hooker-train-lines.txt.gz"
 LINES_PER_FORM = 10
 MAX_WORDS = 10

@@ -1,0 +1,56 @@
+"""Reading image files as the greyscale a person would see, whatever their pixel format.
+
+Kept free of torch, so that page-file and dataset code can read images cheaply.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .errors import HandwriteError
+
+# Pillow's own limit (about 179 Mpx) is a warning up to twice that; a 600-dpi A3 scan
+# is 70 Mpx, so 200 Mpx admits every real page and refuses a decompression bomb early.
+MAX_PIXELS = 200_000_000
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """An 8-bit greyscale ("L") image: alpha composited on white, 16-bit scaled, palette and
+    CMYK converted. Multi-page files (TIFF) are refused rather than read from page 1 silently."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise HandwriteError(f"{path}: image of {w}x{h} pixels is larger than the {MAX_PIXELS:,}-pixel limit")
+                if getattr(im, "n_frames", 1) > 1:
+                    raise HandwriteError(f"{path}: holds {im.n_frames} pages; give one image per file")
+                im.load()
+                return _to_grey(im)
+    except FileNotFoundError:
+        raise HandwriteError(f"{path}: image not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise HandwriteError(f"{path}: image too large ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        raise HandwriteError(f"{path}: not a readable image ({e})") from None
+
+
+def _to_grey(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if im.mode == "F" and a.max() <= 1.0:
+            top = 1.0
+        return Image.fromarray(np.clip(a * (255.0 / top), 0, 255).round().astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(paper, rgba).convert("L")
+    return im.convert("L")

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Download the handwriting fonts of the default model's synthetic data into a folder.
+#
+#   scripts/fetch_fonts.sh [OUT_DIR]        (default: runs/fonts)
+#
+# A build step of the model recipe, not a run-time download: `handwrite synth --fonts OUT_DIR`
+# reads the result. The fonts come from the npm registry's @fontsource packages (Google Fonts'
+# files, versions pinned below); each family's folder keeps its LICENSE and metadata.json
+# (licence type and copyright). Only the `latin` subset's WOFF files are kept: they cover
+# English and French (Latin-1 plus œ, ’, “ ”, – —), and FreeType reads WOFF without extra libraries.
+# Font names are made of letters, digits and hyphens only, which the unquoted $files below relies on.
+# Left out after looking at what they draw: rock-salt and walter-turncoat (capitals for lowercase),
+# kristi and just-me-again-down-here (capital-shaped r, b: images would not match the label's case),
+# nanum-pen-script (no accented letters in its latin subset).
+set -euo pipefail
+OUT=${1:-runs/fonts}
+FAMILIES=(
+  homemade-apple@5.3.0 cedarville-cursive@5.3.0 reenie-beanie@5.3.0 la-belle-aurore@5.3.0
+  nothing-you-could-do@5.3.0 dawning-of-a-new-day@5.3.0 mrs-saint-delafield@5.3.0
+  over-the-rainbow@5.3.0 sue-ellen-francisco@5.3.0 gloria-hallelujah@5.3.0
+  architects-daughter@5.3.0 patrick-hand@5.3.0 gochi-hand@5.3.0 meddon@5.3.0
+  the-girl-next-door@5.3.0 schoolbell@5.3.0 sacramento@5.3.0 allura@5.3.0 pinyon-script@5.3.0
+  parisienne@5.3.0 tangerine@5.3.0 marck-script@5.3.0 herr-von-muellerhoff@5.3.0 mr-de-haviland@5.3.0
+  monsieur-la-doulaise@5.3.0 bad-script@5.3.0 bilbo@5.3.0 italianno@5.3.0 ms-madi@5.3.0 whisper@5.3.0
+  cookie@5.3.0 damion@5.3.0 yellowtail@5.3.0 satisfy@5.3.0 courgette@5.3.0 kaushan-script@5.3.0
+  alex-brush@5.3.0 licorice@5.3.0 oooh-baby@5.3.0 neucha@5.3.0 handlee@5.3.0
+  short-stack@5.3.0 delius@5.3.0 mali@5.3.0 itim@5.3.0 sriracha@5.3.0 charm@5.2.7 caveat-brush@5.3.0
+  covered-by-your-grace@5.3.0 annie-use-your-telescope@5.3.0 swanky-and-moo-moo@5.3.0
+  waiting-for-the-sunrise@5.3.0 loved-by-the-king@5.3.0 coming-soon@5.3.0 calligraffitti@5.3.0
+  crafty-girls@5.3.0
+)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$OUT"
+for spec in "${FAMILIES[@]}"; do
+  name=${spec%@*}
+  [ -f "$OUT/$name/LICENSE" ] && continue
+  (cd "$tmp" && npm pack "@fontsource/$spec" --silent >/dev/null)
+  mkdir -p "$tmp/$name" "$OUT/$name.part"
+  tar xzf "$tmp/fontsource-$name-${spec#*@}.tgz" -C "$tmp/$name"
+  # Regular and bold only: a family with nine weights should not be drawn nine times as often.
+  files=$(ls "$tmp/$name"/package/files/"$name"-latin-{400,700}-normal.woff 2>/dev/null || true)
+  [ -n "$files" ] || files=$(ls "$tmp/$name"/package/files/"$name"-latin-[0-9]*-normal.woff)
+  cp $files "$OUT/$name.part/"
+  cp "$tmp/$name/package/LICENSE" "$tmp/$name/package/metadata.json" "$OUT/$name.part/"
+  rm -rf "$OUT/$name" && mv "$OUT/$name.part" "$OUT/$name"
+done
+echo "$(ls "$OUT" | wc -l) font families in $OUT"

@@ -1,0 +1,101 @@
+"""Cut the line images of HTR-United page collections into a pairs dataset for training.
+
+Usage: python scripts/prepare_htr_united.py SOURCES_DIR OUT_DIR
+
+SOURCES_DIR holds the repositories that scripts/fetch_htr_united.sh checked out
+(one folder each). For every collection this reads the PAGE/ALTO files with
+handwrite's own reader (the same crops `handwrite train DIR_OF_XML` would make),
+normalises the transcription conventions to what a reader of the line would
+type, and writes ``OUT_DIR/<collection>/<page>/<line>.png`` + ``.gt.txt`` with
+writer-disjoint ``train.txt`` / ``validation.txt`` lists.
+
+Conventions: ``^`` marks a superscript (``1^er``) and is dropped (``1er``); lines
+with crossed-out words (``#``, ``[[...]]``) or editorial marks (``⋎``, ``{``) are
+left out, since their images hold ink their text does not describe.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+from handwrite.datasets import ReadReport, load_dataset, normalize_text
+from handwrite.preprocess import read_line_image
+
+HEIGHT = 128  # stored crops: at most this high (the model reads 64), as in ../shared/data
+DROP = re.compile(r"#|\[\[|⋎|\{")
+
+# collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers)
+COLLECTIONS = {
+    # One will = one hand (README of the repository); 15 of 146 wills held out.
+    "poilus": ("CREMMA-AN-TestamentsDePoilus/data", lambda rid: re.sub(r"-\d+:.*$", "", rid.split("/")[-1]), 15),
+    # One folder = one writer's letters or manuscript; two writers held out.
+    "mss19": ("CREMMA-MSS-19/data", lambda rid: rid.split("/")[0], ("lettres-veuillot", "manuscrit-verne-20000")),
+    # Court registers (clerks unknown): the 1878 register held out, by year.
+    "timeus": ("timeuscorpus/data", lambda rid: rid.split("/")[0], ("cph_paris_tissage_1878",)),
+    # One hand (the diarist): training only.
+    "peraire": ("peraire-ground-truth/data", lambda rid: "peraire", ()),
+}
+
+
+def clean(text: str) -> str | None:
+    if DROP.search(text):
+        return None
+    return normalize_text(text.replace("^", ""))
+
+
+def prepare(name: str, src: Path, out: Path) -> dict:
+    folder, writer_of, held = COLLECTIONS[name]
+    report = ReadReport()
+    if name == "timeus":
+        # PAGE and ALTO copies of the same pages: read the PAGE ones only.
+        records = [replace(r, id=f"{sub.name}/{r.id}") for sub in sorted((src / folder).iterdir()) if sub.is_dir()
+                   for r in load_dataset(sub / "page", "page", report=report)]
+    else:
+        records = load_dataset(src / folder, "page", report=report)
+    writers = sorted({writer_of(r.id) for r in records})
+    if isinstance(held, int):
+        # Every n-th writer in name order: spread over departments and batches, deterministic.
+        step = max(1, len(writers) // held)
+        held = set(writers[::step][:held])
+    splits: dict[str, list[str]] = {"train": [], "validation": []}
+    dropped = 0
+    for n, r in enumerate(records):
+        text = clean(r.text)
+        if not text:
+            dropped += 1
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im = read_line_image(r.image)
+        except Exception as e:  # noqa: BLE001 - a bad line is reported and skipped, the rest kept
+            print(f"skip {r.id}: {e}", file=sys.stderr)
+            dropped += 1
+            continue
+        if im.height > HEIGHT:
+            im = im.resize((max(1, round(im.width * HEIGHT / im.height)), HEIGHT), Image.Resampling.LANCZOS)
+        rel = Path(re.sub(r"[^\w.-]+", "_", r.id.replace(":", "/")))
+        (out / name / rel.parent).mkdir(parents=True, exist_ok=True)
+        im.save(out / name / rel.with_suffix(".png"))
+        (out / name / rel.with_suffix(".gt.txt")).write_text(text + "\n", encoding="utf-8")
+        splits["validation" if writer_of(r.id) in held else "train"].append(str(rel.with_suffix(".png")))
+    for split, rows in splits.items():
+        (out / name / f"{split}.txt").write_text("".join(f"{p}\n" for p in rows), encoding="utf-8")
+    return {"collection": name, "train": len(splits["train"]), "validation": len(splits["validation"]),
+            "dropped": dropped, "empty": report.empty, "problems": len(report.problems), "writers": len(writers)}
+
+
+def main() -> None:
+    src, out = Path(sys.argv[1]), Path(sys.argv[2])
+    for name in COLLECTIONS:
+        print(prepare(name, src, out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
