@@ -19,8 +19,10 @@ Line geometry, in order of preference:
 A crop is the polygon's bounding box plus 4 pixels; pixels further than 3 pixels
 outside the polygon are painted with the line's paper tone (75th percentile of
 the pixels inside it), so that the ascenders and descenders of neighbouring lines
-vanish without leaving a white or black frame. No dewarping: CTC reads a gently
-curved line well, and the shared crops it is compared with are not dewarped either.
+vanish without leaving a white or black frame. A line whose baseline is steeper than
+20 degrees (marginal notes written upwards, diagonal additions) is turned so that its
+writing runs left to right. No dewarping: CTC reads a gently curved line well, and the
+shared crops it is compared with are not dewarped either.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".j
 PAD = 4  # pixels of context kept around a polygon's bounding box
 MASK_DILATION = 3  # pixels outside the polygon still shown (strokes that cross its edge)
 ABOVE, BELOW = 0.75, 0.35  # band around a baseline, in line spacings
+STEEP = 20.0  # degrees: baselines steeper than this are turned level
 
 # External entities and network access are off: a page file is data, not a program.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False, huge_tree=False)
@@ -59,6 +62,7 @@ class LineCrop:
     line_id: str
     page: Path
     polygon: tuple[Point, ...]
+    angle: float = 0.0  # degrees the crop is turned counter-clockwise so that its writing runs left to right
 
     def __str__(self) -> str:
         return f"{self.xml}#{self.line_id}"
@@ -315,6 +319,15 @@ def line_polygon(line: TextLine, spacing: float) -> tuple[Point, ...] | None:
     return None
 
 
+def _level_angle(baseline) -> float:
+    """Degrees to turn a line counter-clockwise so that its baseline runs left to right; 0 unless steep."""
+    if not baseline or len(baseline) < 2:
+        return 0.0
+    (x0, y0), (x1, y1) = baseline[0], baseline[-1]
+    angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
+    return round(angle, 2) if abs(angle) > STEEP else 0.0
+
+
 def _area(poly) -> float:
     xs, ys = np.array([p[0] for p in poly]), np.array([p[1] for p in poly])
     return abs(float(np.dot(xs, np.roll(ys, 1)) - np.dot(ys, np.roll(xs, 1)))) / 2
@@ -358,7 +371,7 @@ def page_lines(path: Path) -> PageLines:
         if max(xs) - min(xs) < 2 or max(ys) - min(ys) < 2:
             problems.append(f"{path}: line {line.id}: polygon lies outside the {width}x{height} page image")
             continue
-        crops.append((line, LineCrop(path, line.id, image, clipped)))
+        crops.append((line, LineCrop(path, line.id, image, clipped, _level_angle(line.baseline))))
     return PageLines(page, image, crops, problems)
 
 
@@ -386,7 +399,10 @@ def crop_line(crop: LineCrop) -> Image.Image:
         raise HandwriteError(f"{crop}: empty line polygon")
     paper = np.percentile(pixels[inside], 75)
     keep = np.asarray(mask.filter(ImageFilter.MaxFilter(2 * MASK_DILATION + 1))) > 0
-    return Image.fromarray(np.where(keep, pixels, np.uint8(paper)).astype(np.uint8), "L")
+    line = Image.fromarray(np.where(keep, pixels, np.uint8(paper)).astype(np.uint8), "L")
+    if crop.angle:
+        line = line.rotate(crop.angle, Image.Resampling.BILINEAR, expand=True, fillcolor=int(paper))
+    return line
 
 
 # --- Writing recognition results -------------------------------------------------------------
@@ -396,12 +412,27 @@ ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 CREATOR = "handwrite"
 
 
-def crop_box(crop: LineCrop, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The page-pixel box (x0, y0, x1, y1) of a line image of ``size`` that :func:`crop_line`
-    cut for ``crop``: line-image pixel (x, y) is page pixel (x0 + x, y0 + y)."""
-    x0 = max(0, int(min(p[0] for p in crop.polygon)) - PAD)
-    y0 = max(0, int(min(p[1] for p in crop.polygon)) - PAD)
-    return x0, y0, x0 + size[0], y0 + size[1]
+def to_page(crop: LineCrop, size: tuple[int, int]):
+    """The map from pixel (x, y) of a line image of ``size`` cut by :func:`crop_line` for ``crop``
+    to page pixels: undo the turn (about the centre, as Pillow's ``rotate(expand=True)`` makes it),
+    then shift by the crop's corner."""
+    xs, ys = [p[0] for p in crop.polygon], [p[1] for p in crop.polygon]
+    x0, y0 = max(0, int(min(xs)) - PAD), max(0, int(min(ys)) - PAD)
+    if not crop.angle:
+        return lambda x, y: (round(x0 + x), round(y0 + y))
+    # Size of the crop before it was turned: the box crop_line cut (clipped by the page only at
+    # its far edges, which the polygon never reaches once clipped to the page).
+    w = int(np.ceil(max(xs))) + PAD + 1 - x0
+    h = int(np.ceil(max(ys))) + PAD + 1 - y0
+    t = np.radians(crop.angle)
+    cos, sin = np.cos(t), np.sin(t)
+    cx, cy, cu, cv = w / 2, h / 2, size[0] / 2, size[1] / 2
+
+    def transform(u, v):
+        du, dv = u - cu, v - cv
+        return round(x0 + cx + du * cos - dv * sin), round(y0 + cy + du * sin + dv * cos)
+
+    return transform
 
 
 def _sub(parent, ns: str | None, name: str, **attrs) -> etree._Element:
@@ -435,28 +466,42 @@ def _insert_after(parent, child, after: tuple[str, ...]) -> None:
     parent.insert(position, child)
 
 
-def _words(result, origin) -> list[tuple[str, tuple[int, int, int, int], float, list]]:
-    """Per word: text, page box, confidence (mean of its glyphs'), glyphs with page boxes."""
-    x0, y0, x1, y1 = origin
+def _words(result, to_page) -> list[tuple[str, list[Point], float, list]]:
+    """Per word: text, page corners, confidence (mean of its glyphs'), glyphs with page corners.
+    A glyph spans the line image's full height between its alignment's left and right edges."""
+    height = result.size[1]
+
+    def corners(x0, x1):
+        return [to_page(x0, 0), to_page(x1, 0), to_page(x1, height), to_page(x0, height)]
+
     out = []
     for word in result.words():
-        glyphs = [(g.char, (x0 + g.x0, y0, x0 + max(g.x1, g.x0 + 1), y1), g.confidence) for g in word]
-        box = (glyphs[0][1][0], y0, glyphs[-1][1][2], y1)
+        glyphs = [(g.char, corners(g.x0, max(g.x1, g.x0 + 1)), g.confidence) for g in word]
+        box = corners(word[0].x0, max(word[-1].x1, word[-1].x0 + 1))
         out.append(("".join(g.char for g in word), box, float(np.mean([g.confidence for g in word])), glyphs))
     return out
 
 
-def _write_page_line(el, ns, result, origin) -> None:
+def _points_attr(corners) -> str:
+    return " ".join(f"{x},{y}" for x, y in corners)
+
+
+def _alto_box(corners) -> dict:
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    return {"HPOS": str(min(xs)), "VPOS": str(min(ys)), "WIDTH": str(max(xs) - min(xs)), "HEIGHT": str(max(ys) - min(ys))}
+
+
+def _write_page_line(el, ns, result, to_page) -> None:
     for old in _children(el, "Word") + _children(el, "TextEquiv"):
         el.remove(old)
     lid = el.get("id")
     new = []
-    for k, (text, box, conf, glyphs) in enumerate(_words(result, origin)):
+    for k, (text, box, conf, glyphs) in enumerate(_words(result, to_page)):
         word = _make(ns, "Word", id=f"{lid}_w{k}")
-        _sub(word, ns, "Coords", points=_rect_points(*box))
+        _sub(word, ns, "Coords", points=_points_attr(box))
         for j, (char, gbox, gconf) in enumerate(glyphs):
             glyph = _sub(word, ns, "Glyph", id=f"{lid}_w{k}_g{j}")
-            _sub(glyph, ns, "Coords", points=_rect_points(*gbox))
+            _sub(glyph, ns, "Coords", points=_points_attr(gbox))
             _sub(_sub(glyph, ns, "TextEquiv", conf=_conf(gconf)), ns, "Unicode").text = char
         _sub(_sub(word, ns, "TextEquiv", conf=_conf(conf)), ns, "Unicode").text = text
         new.append(word)
@@ -467,38 +512,37 @@ def _write_page_line(el, ns, result, origin) -> None:
         _insert_after(el, child, ("AlternativeImage", "Coords", "Baseline"))
 
 
-def _write_alto_line(el, ns, result, origin, glyphs_allowed: bool) -> None:
+def _write_alto_line(el, ns, result, to_page, glyphs_allowed: bool) -> None:
     for old in [c for c in el if isinstance(c.tag, str) and local(c) in ("String", "SP", "HYP")]:
         el.remove(old)
     lid = el.get("ID")
-    words = _words(result, origin)
+    words = _words(result, to_page)
     if not words:  # ALTO wants at least one String per line
-        words = [("", origin, result.confidence or 0.0, [])]
-    for k, (text, (x0, y0, x1, y1), conf, glyphs) in enumerate(words):
+        w, h = result.size
+        words = [("", [to_page(0, 0), to_page(w, 0), to_page(w, h), to_page(0, h)], result.confidence or 0.0, [])]
+    for k, (text, box, conf, glyphs) in enumerate(words):
         if k:
-            _sub(el, ns, "SP", HPOS=str(words[k - 1][1][2]), VPOS=str(y0), WIDTH=str(max(0, x0 - words[k - 1][1][2])))
-        string = _sub(el, ns, "String", ID=f"{lid}_w{k}", CONTENT=text, WC=_conf(conf),
-                      HPOS=str(x0), VPOS=str(y0), WIDTH=str(x1 - x0), HEIGHT=str(y1 - y0))
+            _sub(el, ns, "SP")
+        string = _sub(el, ns, "String", ID=f"{lid}_w{k}", CONTENT=text, WC=_conf(conf), **_alto_box(box))
         if glyphs_allowed:
-            for j, (char, (gx0, gy0, gx1, gy1), gconf) in enumerate(glyphs):
-                _sub(string, ns, "Glyph", ID=f"{lid}_w{k}_g{j}", CONTENT=char, GC=_conf(gconf),
-                     HPOS=str(gx0), VPOS=str(gy0), WIDTH=str(gx1 - gx0), HEIGHT=str(gy1 - gy0))
+            for j, (char, gbox, gconf) in enumerate(glyphs):
+                _sub(string, ns, "Glyph", ID=f"{lid}_w{k}_g{j}", CONTENT=char, GC=_conf(gconf), **_alto_box(gbox))
 
 
 def write_results(page: PageFile, placed: dict) -> bytes:
     """The page file with each recognised line's text, confidence, words and glyphs written in
     (PAGE: ``Word``/``Glyph``/``TextEquiv@conf``; ALTO: ``String@WC``/``Glyph@GC``); IDs, geometry
     and everything else kept. ``placed`` maps a line id to its Transcription (with glyphs) and the
-    page box its line image was cut from (see :func:`crop_box`)."""
+    map from its line image's pixels to the page's (see :func:`to_page`)."""
     ns = page.namespace
     for line in page.lines:
-        result, origin = placed.get(line.id, (None, None))
+        result, transform = placed.get(line.id, (None, None))
         if result is None or result.text is None:
             continue
         if page.flavour == "page":
-            _write_page_line(line.element, ns, result, origin)
+            _write_page_line(line.element, ns, result, transform)
         else:
-            _write_alto_line(line.element, ns, result, origin, glyphs_allowed=not (ns or "").endswith("v2#"))
+            _write_alto_line(line.element, ns, result, transform, glyphs_allowed=not (ns or "").endswith("v2#"))
     if page.flavour == "page":
         _update_page_regions(page)
         for changed in _descendants(page.tree.getroot(), "LastChange")[:1]:

@@ -91,9 +91,10 @@ class LineDataset(torch.utils.data.Dataset):
     """Lines as (image tensor, label list) pairs, all images decoded up front.
 
     Decoding and rescaling a PNG costs more than a training step's share of it,
-    so each image is read once and kept as uint8. Reading them all at the start
-    also makes a bad file fail before training does, and DataLoader workers
-    forked afterwards share the decoded images. ``advance(1)`` is called per image.
+    so each image is read once and kept as uint8; DataLoader workers forked
+    afterwards share the decoded images. An unreadable image is left out and its
+    reason kept in ``skipped`` (one bad crop among thousands should not cost a
+    run); none readable is an error. ``advance(1)`` is called per image.
     """
 
     def __init__(
@@ -105,16 +106,23 @@ class LineDataset(torch.utils.data.Dataset):
         seed: int = 0,
         advance=None,
     ):
-        self.records = list(records)
         self.alphabet = alphabet
         self.height = height
-        self.unknown: Counter = Counter()
-        self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
+        self.records: list[LineRecord] = []
         self.lines: list[np.ndarray] = []
-        for r in self.records:
-            self.lines.append(load_line(r.image, height))
+        self.skipped: list[str] = []  # why each unreadable line was left out
+        for r in records:
+            try:
+                self.lines.append(load_line(r.image, height))
+                self.records.append(r)
+            except HandwriteError as e:
+                self.skipped.append(str(e))
             if advance:
                 advance(1)
+        if not self.records:
+            raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
+        self.unknown: Counter = Counter()
+        self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
         self.widths = [line.shape[1] for line in self.lines]
         self.augment = make_augmenter() if augment else None
         self.seed = seed

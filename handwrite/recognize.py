@@ -18,7 +18,7 @@ from .datasets import IMAGE_SUFFIXES, LineRecord
 from .decoding import DecoderSpec, align
 from .errors import HandwriteError
 from .metrics import ErrorCounts, cer
-from .pagexml import LineCrop, crop_box, new_page_file, page_lines, write_results, xml_flavour
+from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results, xml_flavour
 from .preprocess import collate, prepare_line, read_line_image, to_tensor
 
 
@@ -320,7 +320,7 @@ def transcribe_page(recognizer: Recognizer, xml: Path, progress=None) -> PageRes
     (``document``; None when no line could be read, e.g. the page image is missing)."""
     found = page_lines(Path(xml))
     results = recognizer.transcribe([crop for _, crop in found.crops], progress, positions=True)
-    placed = {line.id: (res, crop_box(crop, res.size)) for (line, crop), res in zip(found.crops, results)
+    placed = {line.id: (res, to_page(crop, res.size)) for (line, crop), res in zip(found.crops, results)
               if res.error is None}
     document = write_results(found.page, placed) if placed else None
     return PageResult(Path(xml), document, results, found.problems)
@@ -329,5 +329,4 @@ def transcribe_page(recognizer: Recognizer, xml: Path, progress=None) -> PageRes
 def line_document(result: Transcription, flavour: str) -> bytes:
     """A one-line PAGE 2019 or ALTO v4 file for a transcribed line image (needs ``positions=True``)."""
     page = new_page_file(Path(str(result.path)), result.size, flavour)
-    w, h = result.size
-    return write_results(page, {"l0": (result, (0, 0, w, h))})
+    return write_results(page, {"l0": (result, lambda x, y: (round(x), round(y)))})

@@ -185,6 +185,10 @@ def train(
     log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
     with bar(len(train_records), "reading images", show_progress) as b:
         train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
+    for reason in train_set.skipped[:20]:
+        log(f"warning: skipped unreadable training line: {reason}")
+    if len(train_set.skipped) > 20:
+        log(f"warning: {len(train_set.skipped) - 20} more unreadable training lines skipped")
     if train_set.unknown:
         # Only possible when resuming on other data: the alphabet is fixed by the first run.
         chars = "".join(sorted(train_set.unknown))

@@ -140,12 +140,24 @@ def test_eval_bad_datasets(model_file, tmp_path, args, problem):
     _one_error_line(r.stderr, "", problem)
 
 
-def test_train_bad_image_stops_before_training(tmp_path):
+def test_train_skips_an_unreadable_line_with_a_warning(tmp_path):
     shutil.copytree(COPISTE_MINI, tmp_path / "set")
     (tmp_path / "set" / "imp_wikitexte_0024" / "eSc_line_b09cea4f.png").write_bytes(b"")
+    r = runner.invoke(app, ["train", str(tmp_path / "set"), "--val-split", "validation", "-o", str(tmp_path / "out"),
+                            "--max-steps", "1", "--workers", "0", "--no-augment"])
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.stderr.splitlines() if "skipped unreadable training line" in line]
+    assert len(warnings) == 1 and "eSc_line_b09cea4f.png" in warnings[0] and "not a readable image" in warnings[0]
+    assert (tmp_path / "out" / "last.pt").exists()
+
+
+def test_train_with_no_readable_image_stops_before_training(tmp_path):
+    shutil.copytree(COPISTE_MINI, tmp_path / "set")
+    for png in (tmp_path / "set").rglob("*.png"):
+        png.write_bytes(b"")
     r = runner.invoke(app, ["train", str(tmp_path / "set"), "--val-split", "validation", "-o", str(tmp_path / "out"), "-q", "--workers", "0"])
     assert r.exit_code == 2
-    _one_error_line(r.stderr, "eSc_line_b09cea4f.png", "not a readable image")
+    _one_error_line(r.stderr, ".png", "no readable line images")
     assert not (tmp_path / "out" / "last.pt").exists()
 
 

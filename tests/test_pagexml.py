@@ -299,3 +299,28 @@ def test_eval_and_train_on_page_files(tiny_model, tmp_path):
                               "-q", "--height", "32", "--channels", "8,16", "--lstm-hidden", "8", "--lstm-layers", "1",
                               "--width-pools", "2", "--workers", "0"])
     assert run.exit_code == 0, run.output
+
+
+@pytest.mark.parametrize("angle", [0.0, -90.0, 35.0])
+def test_steep_lines_are_turned_and_positions_map_back_to_the_page(tmp_path, angle):
+    from handwrite.pagexml import to_page
+
+    page = Image.new("L", (400, 500), 200)
+    page.putpixel((120, 300), 0)  # one ink dot inside the line's polygon
+    page.save(tmp_path / "p.png")
+    crop = LineCrop(tmp_path / "p.xml", "l", tmp_path / "p.png", ((100, 100), (160, 100), (160, 400), (100, 400)), angle)
+    line = np.asarray(crop_line(crop))
+    if angle == -90.0:
+        assert line.shape[1] > line.shape[0]  # a vertical line now lies horizontally
+    v, u = np.unravel_index(np.argmin(line), line.shape)
+    x, y = to_page(crop, (line.shape[1], line.shape[0]))(u, v)
+    assert abs(x - 120) <= 2 and abs(y - 300) <= 2
+
+
+def test_reader_turns_lines_with_steep_baselines(tmp_path):
+    from handwrite.pagexml import STEEP
+
+    xml = _page2013(tmp_path)
+    xml.write_text(xml.read_text(encoding="utf-8").replace('points="50,240 400,240"', 'points="60,250 60,60"'), encoding="utf-8")
+    angles = {line.id: crop.angle for line, crop in page_lines(xml).crops}
+    assert angles["l2"] == pytest.approx(-90.0) and angles["l0"] == 0.0 and STEEP < 90
