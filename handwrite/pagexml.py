@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from lxml import etree
-from PIL import Image, ImageDraw, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .errors import HandwriteError
 
@@ -392,13 +392,18 @@ def crop_line(crop: LineCrop) -> Image.Image:
     x1, y1 = min(page.width, int(np.ceil(max(xs))) + PAD + 1), min(page.height, int(np.ceil(max(ys))) + PAD + 1)
     box = page.crop((x0, y0, x1, y1))
     mask = Image.new("L", box.size, 0)
-    ImageDraw.Draw(mask).polygon([(x - x0, y - y0) for x, y in crop.polygon], fill=255)
+    outline = [(x - x0, y - y0) for x, y in crop.polygon]
+    draw = ImageDraw.Draw(mask)
+    draw.polygon(outline, fill=255)
     pixels = np.asarray(box)
     inside = np.asarray(mask) > 0
     if not inside.any():
         raise HandwriteError(f"{crop}: empty line polygon")
     paper = np.percentile(pixels[inside], 75)
-    keep = np.asarray(mask.filter(ImageFilter.MaxFilter(2 * MASK_DILATION + 1))) > 0
+    # Dilating by tracing the outline with a round pen: 0.26 s for 200 Poilus lines, where a
+    # MaxFilter's square dilation took 2.9 s, most of the cropping time.
+    draw.line(outline + outline[:1], fill=255, width=2 * MASK_DILATION + 1, joint="curve")
+    keep = np.asarray(mask) > 0
     line = Image.fromarray(np.where(keep, pixels, np.uint8(paper)).astype(np.uint8), "L")
     if crop.angle:
         line = line.rotate(crop.angle, Image.Resampling.BILINEAR, expand=True, fillcolor=int(paper))

@@ -23,6 +23,9 @@ from .imageio import open_image
 from .pagexml import LineCrop, crop_line
 
 MIN_WIDTH = 8  # narrower than a few pixels after scaling is not a text line
+# The elastic distortion blurs with a 33-pixel kernel and cannot pad a narrower image (a crash seen
+# on a one-character line 15 pixels wide); such lines are rare and are trained on undistorted.
+AUGMENT_MIN_WIDTH = 33
 
 
 def read_line_image(source) -> Image.Image:
@@ -135,7 +138,7 @@ class LineDataset(torch.utils.data.Dataset):
         processes hold copies of this object, so the epoch must travel with the key."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
         x = to_tensor(self.lines[i])
-        if self.augment is not None:
+        if self.augment is not None and x.shape[-1] >= AUGMENT_MIN_WIDTH:
             # Seeding from (seed, epoch, line) makes augmentation the same whatever
             # the worker count, and lets a resumed run see the same images.
             with torch.random.fork_rng(devices=[]):

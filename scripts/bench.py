@@ -2,6 +2,7 @@
 
     python scripts/bench.py train DATA [--split train] [--steps 60] [--batch-size 8]
     python scripts/bench.py infer MODEL DATA [--split test] [--lines 200] [--lm LM] [--lexicon FILE]
+    python scripts/bench.py read DATA [--split NAME] [--height 64]
 
 MODEL may be a .pt checkpoint or an .onnx export (`handwrite export`).
 
@@ -9,7 +10,9 @@ MODEL may be a .pt checkpoint or an .onnx export (`handwrite export`).
 batches after a warm-up, with augmentation running in one DataLoader worker
 as in `handwrite train`. ``infer`` times transcription of already-decoded
 line images (reading and scaling the files included) at batch 1 and batch 16,
-greedy and, with --lm, beam search, plus the model load time. Peak RSS is the whole process's (ru_maxrss), so run
+greedy and, with --lm, beam search, plus the model load time. ``read`` times reading
+a dataset and decoding every line as training does (for page files: parsing the XML,
+decoding each page once, cutting and masking every line). Peak RSS is the whole process's (ru_maxrss), so run
 each mode in its own process. Uses only the standard library and torch.
 """
 
@@ -101,6 +104,19 @@ def bench_infer(args) -> dict:
     return out
 
 
+def bench_read(args) -> dict:
+    t0 = time.perf_counter()
+    records = load_dataset(args.data, split=args.split)
+    t1 = time.perf_counter()
+    dataset = LineDataset(records, Alphabet.from_texts(r.text for r in records), args.height)
+    t2 = time.perf_counter()
+    return {
+        "lines": len(dataset), "skipped": len(dataset.skipped), "parse_s": round(t1 - t0, 2),
+        "decode_s": round(t2 - t1, 2), "lines_per_s": round(len(records) / (t2 - t0), 1),
+        "decoded_mib": round(sum(x.nbytes for x in dataset.lines) / 2**20, 1), "peak_rss_mib": round(peak_rss_mib()),
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -123,11 +139,15 @@ def main():
     i.add_argument("--lexicon", type=Path)
     i.add_argument("--lm-weight", type=float, default=0.5)
     i.add_argument("--beam", type=int, default=16)
+    r = sub.add_parser("read")
+    r.add_argument("data", type=Path)
+    r.add_argument("--split")
+    r.add_argument("--height", type=int, default=64)
     for p in (t, i):
         p.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(json.dumps(bench_train(args) if args.mode == "train" else bench_infer(args)))
+    torch.set_num_threads(getattr(args, "threads", 1))
+    print(json.dumps({"train": bench_train, "infer": bench_infer, "read": bench_read}[args.mode](args)))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Cut the line images of HTR-United page collections into a pairs dataset for training.
 
-Usage: python scripts/prepare_htr_united.py SOURCES_DIR OUT_DIR
+Usage: python scripts/prepare_htr_united.py SOURCES_DIR OUT_DIR [COLLECTION ...]
 
 SOURCES_DIR holds the repositories that scripts/fetch_htr_united.sh checked out
 (one folder each). For every collection this reads the PAGE/ALTO files with
@@ -93,7 +93,7 @@ def prepare(name: str, src: Path, out: Path) -> dict:
 
 def main() -> None:
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
-    for name in COLLECTIONS:
+    for name in sys.argv[3:] or COLLECTIONS:
         print(prepare(name, src, out), flush=True)
 
 

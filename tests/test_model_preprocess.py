@@ -120,3 +120,22 @@ def test_augmentation_is_reproducible_and_changes_images():
         assert alphabet.decode(labels) == records[i].text
         changed += not torch.equal(x1, plain[i][0])
     assert changed >= 2
+
+
+def test_augmentation_of_every_width_down_to_the_narrowest_line(tmp_path):
+    """Lines as narrow as MIN_WIDTH once scaled (one character) must not crash a training epoch."""
+    from handwrite.datasets import LineRecord
+    from handwrite.preprocess import MIN_WIDTH
+
+    records = []
+    for k, width in enumerate([MIN_WIDTH, 15, 20, 32, 33, 40]):
+        path = tmp_path / f"{k}.png"
+        im = Image.new("L", (width, 64), 255)
+        im.paste(0, (width // 4, 20, width // 2 + 1, 44))
+        im.save(path)
+        records.append(LineRecord(path, "a", str(k)))
+    data = LineDataset(records, Alphabet.from_texts(["a"]), 64, augment=True)
+    for epoch in range(5):
+        for i in range(len(records)):
+            x, _, _ = data[(epoch, i)]
+            assert x.shape[-1] == data.widths[i]
