@@ -324,3 +324,17 @@ def test_reader_turns_lines_with_steep_baselines(tmp_path):
     xml.write_text(xml.read_text(encoding="utf-8").replace('points="50,240 400,240"', 'points="60,250 60,60"'), encoding="utf-8")
     angles = {line.id: crop.angle for line, crop in page_lines(xml).crops}
     assert angles["l2"] == pytest.approx(-90.0) and angles["l0"] == 0.0 and STEEP < 90
+
+
+def test_lm_build_lm_tune_and_synth_read_page_files(tiny_model, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    built = runner.invoke(app, ["lm", "build", str(ALTO4), str(PAGE2019), "--order", "3", "-o", str(lm)])
+    assert built.exit_code == 0, built.output
+    assert '"lines": 10' in built.stdout
+    tuned = runner.invoke(app, ["lm", "tune", "-m", str(tiny_model), str(PAGE2019), "--lm", str(lm), "--weights", "0.5",
+                                "--bonuses", "0", "--no-save", "-q"])
+    assert tuned.exit_code == 0, tuned.output
+    synth = runner.invoke(app, ["synth", str(tmp_path / "s"), "--lines", "4", "--text", str(ALTO4), "-q"])
+    assert synth.exit_code == 0, synth.output
+    drawn = (tmp_path / "s" / "ascii" / "lines.txt").read_text(encoding="utf-8")
+    assert any(word in drawn for word in ("Madame", "Guyot", "Sorel-le-Grand", "Fins", "(Somme)"))
