@@ -82,9 +82,17 @@ def load_model(path: Path, map_location="cpu") -> tuple[CRNN, Alphabet, dict]:
         model = CRNN(ModelConfig(**state["model_config"]))
         model.load_state_dict(state["model"])
         alphabet = Alphabet(state["alphabet"])
-    except (KeyError, TypeError, ValueError, RuntimeError):
+    except (KeyError, TypeError, ValueError, RuntimeError, HandwriteError):
         raise HandwriteError(
             f"{path}: model does not match this version of handwrite (its weights or settings do not fit the network)"
         ) from None
+    if model.cfg.num_classes != len(alphabet):  # len() counts the blank
+        raise HandwriteError(
+            f"{path}: inconsistent model: {model.cfg.num_classes} output classes for an alphabet of "
+            f"{len(alphabet.chars)} characters + blank"
+        )
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise HandwriteError(f"{path}: broken model: weights that are not finite numbers in {', '.join(bad[:3])}")
     model.eval()
     return model, alphabet, state

@@ -70,7 +70,10 @@ def _user_errors(command):
 def _threads(n: int) -> None:
     import torch
 
-    torch.set_num_threads(max(1, n))
+    from .errors import check_number
+
+    check_number("threads", n, 1, 1024, integer=True)
+    torch.set_num_threads(n)
 
 
 def _log(message: str) -> None:
@@ -206,20 +209,24 @@ def train(
     _threads(threads)
     if val is None and val_split is None:
         _fail("give a validation set with --val and/or --val-split")
-    train_records, _ = _read_data(train_data, fmt, train_split, include_err)
-    val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: not a folder (the run's files go into --out DIR)")
+    # Settings first: a bad number is refused before minutes of reading images.
     try:
-        model_cfg = ModelConfig(
-            height=height, channels=[int(c) for c in channels.split(",")], width_pools=width_pools,
-            lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, dropout=dropout,
-        )
-    except ValueError as e:
-        _fail(str(e))
+        channel_list = [int(c) for c in channels.split(",")]
+    except ValueError:
+        _fail(f"--channels takes comma-separated integers (got {channels!r})")
+    model_cfg = ModelConfig(
+        height=height, channels=channel_list, width_pools=width_pools,
+        lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, dropout=dropout,
+    )
     cfg = training.TrainConfig(
         epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
         patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
         precision=precision.value,
     )
+    train_records, _ = _read_data(train_data, fmt, train_split, include_err)
+    val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
     result = training.train(
         train_records, val_records, out, model_cfg, cfg, resume=resume,
         show_progress=not quiet, log=(lambda m: None) if quiet else _log, device=device,

@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from .codec import BLANK, Alphabet
-from .errors import HandwriteError
+from .errors import HandwriteError, check_number
 
 NEG_INF = -math.inf
+MAX_BEAM = 1024
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -238,12 +239,23 @@ class DecoderSpec:
     prune: float = 1e-3
     oov_penalty: float | None = None
 
+    def __post_init__(self):
+        if self.decoder not in ("greedy", "beam"):
+            raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
+        for name in ("lm", "lexicon"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise HandwriteError(f"{name} must be a file name (got {getattr(self, name)!r})")
+        # A wider beam costs time and memory in proportion; past a thousand it only exhausts the machine.
+        check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
+        check_number("lm_weight", self.lm_weight, -100, 100)
+        check_number("insertion_bonus", self.insertion_bonus, -100, 100)
+        check_number("prune", self.prune, 0, 1)
+        check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
+
     def build(self, alphabet: Alphabet) -> PrefixBeamSearch | None:
         """The beam search this spec describes, or None for greedy decoding."""
         if self.decoder == "greedy":
             return None
-        if self.decoder != "beam":
-            raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
         from .lm import CharLM
 
         lm = CharLM.load(self.lm) if self.lm else None
@@ -274,10 +286,14 @@ def load_spec(model_path: Path) -> DecoderSpec | None:
     if not path.is_file():
         return None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
         spec = DecoderSpec(**raw)
     except (OSError, ValueError, TypeError) as e:
         raise HandwriteError(f"{path}: not a decoding settings file ({e})") from None
+    except HandwriteError as e:
+        raise HandwriteError(f"{path}: {e}") from None
     # Files named in it are relative to it, so model, LM and settings move together.
     for name in ("lm", "lexicon"):
         value = getattr(spec, name)

@@ -16,7 +16,7 @@ from . import checkpoint, decoding
 from .codec import Alphabet
 from .datasets import IMAGE_SUFFIXES, LineRecord
 from .decoding import DecoderSpec, align
-from .errors import HandwriteError
+from .errors import HandwriteError, check_number
 from .metrics import ErrorCounts, cer
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results, xml_flavour
 from .preprocess import collate, prepare_line, read_line_image, to_tensor
@@ -85,6 +85,11 @@ def resolve_device(device: str, index: int | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+def _check_settings(batch_size: int, workers: int) -> None:
+    check_number("batch_size", batch_size, 1, 4096, integer=True)
+    check_number("workers", workers, 1, 256, integer=True)
+
+
 class Recognizer:
     """Batched transcription with a model in memory.
 
@@ -95,6 +100,7 @@ class Recognizer:
 
     def __init__(self, model, alphabet, device="cpu", batch_size: int = 16, cache: bool = False,
                  decoder: DecoderSpec | None = None, workers: int = 1):
+        _check_settings(batch_size, workers)
         self.model, self.alphabet = model, alphabet
         self.device = torch.device(device)
         self.height = model.cfg.height
@@ -107,6 +113,7 @@ class Recognizer:
     @classmethod
     def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = 16,
              decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
+        _check_settings(batch_size, workers)  # before the model loads: a bad number fails fast
         device = str(resolve_device(device))
         if Path(model_path).suffix == ".onnx":  # from `handwrite export`: runs in onnxruntime, on CPU
             from .export import OnnxNetwork

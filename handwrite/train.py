@@ -30,7 +30,7 @@ import torch
 from . import checkpoint
 from .codec import Alphabet
 from .datasets import LineRecord
-from .errors import HandwriteError
+from .errors import HandwriteError, check_number
 from .model import CRNN, ModelConfig
 from .preprocess import LineDataset, WidthBatchSampler, collate
 from .progress import bar
@@ -55,6 +55,22 @@ class TrainConfig:
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
     precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
+        check_number("max_minutes", self.max_minutes, 0, None, low_open=True, optional=True)
+        check_number("max_steps", self.max_steps, 1, None, integer=True, optional=True)
+        check_number("batch_size", self.batch_size, 1, 4096, integer=True)
+        check_number("lr", self.lr, 0, 10, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0, 10)
+        check_number("warmup_steps", self.warmup_steps, 1, None, integer=True)
+        check_number("lr_patience", self.lr_patience, 1, None, integer=True)
+        check_number("patience", self.patience, 1, None, integer=True)
+        check_number("grad_clip", self.grad_clip, 0, None, low_open=True)
+        check_number("workers", self.workers, 0, 256, integer=True)
+        check_number("save_every", self.save_every, 1, None, integer=True)
+        if self.precision not in ("fp32", "bf16"):
+            raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
 
 
 @dataclass
@@ -159,8 +175,6 @@ def train(
         state = TrainState()
         saved = None
 
-    if cfg.precision not in ("fp32", "bf16"):
-        raise HandwriteError(f"unknown precision {cfg.precision!r}; choose fp32 or bf16")
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]

@@ -101,9 +101,19 @@ def test_bilstm_ignores_padding_exactly():
     assert not torch.allclose(rnn(y, torch.tensor([7, 4]))[0, 1], batched[0, 1])
 
 
-def test_bad_model_config():
-    with pytest.raises(ValueError, match="divisible"):
-        ModelConfig(height=60)
+@pytest.mark.parametrize("settings, problem", [
+    (dict(height=60), "divisible"),
+    (dict(dropout=1.0), "dropout must be < 1"),
+    (dict(dropout=-0.1), "dropout must be >= 0"),
+    (dict(lstm_layers=0), "lstm_layers must be >= 1"),
+    (dict(channels=[]), "channels"),
+    (dict(height=float("nan")), "height must be an integer"),
+])
+def test_bad_model_config(settings, problem):
+    from handwrite.errors import HandwriteError
+
+    with pytest.raises(HandwriteError, match=problem):
+        ModelConfig(**settings)
 
 
 def test_augmentation_is_reproducible_and_changes_images():
