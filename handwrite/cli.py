@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 import sys
 from dataclasses import asdict
@@ -17,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from .errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, HandwriteError
+from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_OK, EXIT_PARTIAL, HandwriteError, check_number
 
 app = typer.Typer(
     add_completion=False,
@@ -53,7 +54,8 @@ def _fail(message: str, code: int = EXIT_INPUT):
 
 
 def _user_errors(command):
-    """User mistakes become one line on stderr and exit code 2, not a traceback."""
+    """User mistakes become one line on stderr and exit code 2; a file that cannot be written
+    (disk full) one line and 74; a bug its traceback and 70 (never 1, which means partial success)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -63,14 +65,43 @@ def _user_errors(command):
             _fail(str(e))
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
+        except OSError as e:
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}", EXIT_IO)
+        except typer.Exit:
+            raise
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
+            _fail("internal error (a bug in handwrite; the traceback above says where)", EXIT_INTERNAL)
 
     return wrapper
 
 
+def _json(value, **kwargs) -> str:
+    """JSON without NaN or Infinity, which are not JSON: a non-finite number is written as null."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False, **kwargs)
+
+
+def _output_file(path: Path | None) -> None:
+    """Refuse an output path that is a folder before any work is done, not after."""
+    if path is not None and path.is_dir():
+        _fail(f"{path}: is a folder; give a file name to write to")
+
+
 def _threads(n: int) -> None:
     import torch
-
-    from .errors import check_number
 
     check_number("threads", n, 1, 1024, integer=True)
     torch.set_num_threads(n)
@@ -232,7 +263,7 @@ def train(
         show_progress=not quiet, log=(lambda m: None) if quiet else _log, device=device,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary, not one per process
-        typer.echo(json.dumps(result))
+        typer.echo(_json(result))
 
 
 @app.command("eval")
@@ -264,17 +295,16 @@ def evaluate(
     from .progress import bar
     from .recognize import evaluate as run_eval
 
+    _output_file(report)
     spec, recognizer = _load_recognizer(
         model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
     )
     records, unread = _read_data([data], fmt, split, include_err)
     with bar(len(records), "evaluating", not quiet) as b:
         ev = run_eval(recognizer, records, b.advance)
-    if report is not None:
-        atomic_write(report, lambda f: f.write(_report(ev, report_format).encode("utf-8")))
     summary = {**ev.summary(), "decoder": spec.decoder}
     if as_json:
-        typer.echo(json.dumps(summary, ensure_ascii=False))
+        typer.echo(_json(summary, ensure_ascii=False))
     else:
         typer.echo(f"lines\t{summary['lines']}")
         typer.echo(f"CER\t{summary['cer']:.2%}\t({summary['char_errors']}/{summary['chars']})")
@@ -286,13 +316,16 @@ def evaluate(
     for line in ev.lines:
         if line.error:
             _log(f"handwrite: error: {line.error}")
+    # After the summary is out: a disk-full report still leaves the figures on the screen.
+    if report is not None:
+        atomic_write(report, lambda f: f.write(_report(ev, report_format).encode("utf-8")))
     raise typer.Exit(_exit_code(ev.failed + unread, len(ev.lines) + unread))
 
 
 def _report(ev, fmt: ReportFormat) -> str:
     if fmt is ReportFormat.json:
         rows = [line.__dict__ for line in ev.lines]
-        return json.dumps({"summary": ev.summary(), "lines": rows}, ensure_ascii=False, indent=1) + "\n"
+        return _json({"summary": ev.summary(), "lines": rows}, ensure_ascii=False, indent=1) + "\n"
     out = ["id\treference\thypothesis\tcer"]
     for line in ev.lines:
         hyp = line.hypothesis if line.error is None else f"<error: {line.error}>"
@@ -348,6 +381,8 @@ def transcribe(
         _fail("PAGE/ALTO results need a folder to go to: give --out DIR" + (" (or --in-place)" if pages else ""))
     if out is not None and (pages or xml_out) and out.exists() and not out.is_dir():
         _fail(f"{out}: not a folder (PAGE/ALTO files are written into --out DIR)")
+    if not (pages or xml_out):
+        _output_file(out)
     targets = [p if in_place else out / p.name for p in pages] + ([out / f"{p.stem}.xml" for p in lines] if xml_out else [])
     if len(set(targets)) < len(targets):
         _fail("two inputs would be written to the same file in --out; give them distinct names or separate runs")
@@ -386,7 +421,7 @@ def transcribe(
             _log(f"handwrite: error: {r.error}")
         if output is OutputFormat.jsonl:
             record = {"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}
-            rows.append(json.dumps(record, ensure_ascii=False))
+            rows.append(_json(record, ensure_ascii=False))
         elif r.error is None:
             rows.append(f"{r.path}\t{r.text}")
     if out is None or pages or xml_out:
@@ -417,8 +452,9 @@ def export_model(
     from .export import export
 
     _threads(1)
+    _output_file(out)
     report = export(model, out, fmt.value, quantize)
-    typer.echo(json.dumps(asdict(report)))
+    typer.echo(_json(asdict(report)))
 
 
 lm_app = typer.Typer(no_args_is_help=True, help="Character n-gram language models for beam-search decoding.")
@@ -443,6 +479,9 @@ def lm_build(
     from .decoding import Lexicon
     from .lm import build_arpa, write_arpa
 
+    _output_file(out)
+    _output_file(lexicon_out)
+    check_number("order", order, 1, 20, integer=True)
     t0 = time.monotonic()
     lines = read_texts(sources, fmt.value, split)
     write_arpa(out, build_arpa(lines, order))
@@ -452,7 +491,7 @@ def lm_build(
         words = sorted(Lexicon.from_texts(lines).words)
         atomic_write(lexicon_out, lambda f: f.write(("\n".join(words) + "\n").encode("utf-8")))
         summary["lexicon_words"] = len(words)
-    typer.echo(json.dumps(summary, ensure_ascii=False))
+    typer.echo(_json(summary, ensure_ascii=False))
 
 
 @lm_app.command("compile")
@@ -464,6 +503,7 @@ def lm_compile(
     """Compile an ARPA LM into handwrite's binary form (numpy arrays; loads without running code)."""
     import time
 
+    _output_file(out)
     from .lm import CharLM
 
     t0 = time.monotonic()
@@ -471,7 +511,7 @@ def lm_compile(
     t1 = time.monotonic()
     CharLM.load(out)
     summary = {"lm": str(out), "bytes": out.stat().st_size, "compile_s": round(t1 - t0, 2), "load_s": round(time.monotonic() - t1, 3)}
-    typer.echo(json.dumps(summary))
+    typer.echo(_json(summary))
 
 
 @lm_app.command("tune")
@@ -510,7 +550,7 @@ def lm_tune(
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
     for row in rows:
         if as_json:
-            typer.echo(json.dumps(row))
+            typer.echo(_json(row))
         else:
             w = "-" if row["lm_weight"] is None else row["lm_weight"]
             bonus = "-" if row["insertion_bonus"] is None else row["insertion_bonus"]
@@ -547,6 +587,8 @@ def synth(
     from .synth import builtin_font_paths, contact_sheet, find_fonts, load_font, read_corpus, synthesize
 
     _threads(1)
+    _output_file(sheet)
+    check_number("workers", workers, 1, 256, integer=True)
     paths = (builtin_font_paths() if builtin_fonts else []) + find_fonts(fonts or [])
     loaded = [load_font(p) for p in paths]
     corpus = read_corpus(text or [], text_split)
@@ -557,4 +599,4 @@ def synth(
     if sheet is not None:
         contact_sheet(read_iam(out)[:16], sheet)
     summary = {**asdict(report), "out": str(out), "seconds": round(seconds, 2), "lines_per_s": round(lines / seconds, 1)}
-    typer.echo(json.dumps(summary, ensure_ascii=False))
+    typer.echo(_json(summary, ensure_ascii=False))

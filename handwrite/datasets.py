@@ -49,8 +49,9 @@ class ReadReport:
 
 
 def normalize_text(text: str) -> str:
-    """NFC plus collapsed whitespace: the one form transcriptions are compared in."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    """NFC plus collapsed whitespace, without byte-order marks (U+FEFF, which Windows editors
+    put at the start of files): the one form transcriptions are compared in."""
+    return " ".join(unicodedata.normalize("NFC", text.replace("\ufeff", "")).split())
 
 
 def load_dataset(
@@ -98,7 +99,7 @@ def read_texts(sources: list[Path], fmt: str = "auto", split: str | None = None)
             continue
         try:
             raw = src.read_bytes()
-            lines += (gzip.decompress(raw) if src.suffix == ".gz" else raw).decode("utf-8").splitlines()
+            lines += (gzip.decompress(raw) if src.suffix == ".gz" else raw).decode("utf-8-sig").splitlines()
         except FileNotFoundError:
             raise HandwriteError(f"{src}: no such file or folder") from None
         except (OSError, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
@@ -134,7 +135,7 @@ def detect_format(path: Path) -> str:
 
 def _read_list(path: Path) -> list[str]:
     try:
-        rows = path.read_text(encoding="utf-8").splitlines()
+        rows = path.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise HandwriteError(f"{path}: cannot read split list ({e})") from None
     return [r.strip() for r in rows if r.strip() and not r.startswith("#")]
@@ -154,13 +155,14 @@ def _split_file(root: Path, split: str, candidates: list[Path]) -> Path:
 def read_iam(root: Path, split: str | None = None, include_err: bool = False) -> list[LineRecord]:
     lines_txt = root / "ascii" / "lines.txt"
     try:
-        rows = lines_txt.read_text(encoding="utf-8").splitlines()
+        rows = lines_txt.read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise HandwriteError(f"{lines_txt}: cannot read ({e})") from None
     wanted = None
     if split is not None:
         wanted = set(_read_list(_split_file(root, split, [root / "splits" / f"{split}.txt", root / f"{split}.txt"])))
     records = []
+    seen: dict[str, int] = {}
     for n, row in enumerate(rows, 1):
         if not row.strip() or row.startswith("#"):
             continue
@@ -168,6 +170,9 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
         if len(fields) < 9 or fields[1] not in ("ok", "err"):
             raise HandwriteError(f"{lines_txt}:{n}: not an IAM line row (want 'id ok|err graylevel ncomp x y w h text')")
         line_id, status = fields[0], fields[1]
+        if line_id in seen:
+            raise HandwriteError(f"{lines_txt}:{n}: line {line_id} appears twice (first at line {seen[line_id]})")
+        seen[line_id] = n
         if status == "err" and not include_err:
             continue
         parts = line_id.split("-")
@@ -182,6 +187,12 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
             raise HandwriteError(f"{lines_txt}:{n}: line id {line_id!r} is not of the form a01-000u-00")
         image = root / "lines" / parts[0] / f"{parts[0]}-{parts[1]}" / f"{line_id}.png"
         records.append(LineRecord(image, text, line_id))
+    if wanted is not None:
+        forms = {"-".join(i.split("-")[:2]) for i in seen}
+        unknown = sorted(w for w in wanted if w not in seen and w not in forms)
+        if unknown:
+            raise HandwriteError(f"{lines_txt}: split {split!r} names {len(unknown)} ids that lines.txt does not have "
+                                 f"(first: {', '.join(unknown[:3])})")
     return records
 
 
@@ -195,7 +206,7 @@ def read_pairs(root: Path, split: str | None = None) -> list[LineRecord]:
     for image in images:
         gt = image.with_suffix(".gt.txt")
         try:
-            text = gt.read_text(encoding="utf-8")
+            text = gt.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             if split is not None:
                 raise HandwriteError(f"{gt}: transcription missing for {image}") from None
@@ -220,7 +231,7 @@ def read_tsv(manifest: Path, split: str | None = None) -> list[LineRecord]:
     ``split`` column, ``split=`` selects rows by it.
     """
     try:
-        with manifest.open(encoding="utf-8", newline="") as f:
+        with manifest.open(encoding="utf-8-sig", newline="") as f:
             rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     except (OSError, UnicodeDecodeError) as e:
         raise HandwriteError(f"{manifest}: cannot read manifest ({e})") from None

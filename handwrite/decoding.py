@@ -269,7 +269,7 @@ class DecoderSpec:
 
 def _read_words(path: Path) -> list[str]:
     try:
-        return [w.strip() for w in path.read_text(encoding="utf-8").split() if w.strip()]
+        return [w.strip() for w in path.read_text(encoding="utf-8-sig").split() if w.strip()]
     except FileNotFoundError:
         raise HandwriteError(f"{path}: lexicon file not found") from None
     except (OSError, UnicodeDecodeError) as e:

@@ -1,12 +1,16 @@
 """The one exception type for mistakes a user can fix (bad paths, bad files).
 
-The CLI prints these as a single line and exits with ``EXIT_INPUT``; anything
-else is a bug and keeps its traceback.
+The CLI prints these as a single line and exits with ``EXIT_INPUT``; a file
+that cannot be written (disk full, no permission) exits with ``EXIT_IO``;
+anything else is a bug: its traceback is printed and the exit code is
+``EXIT_INTERNAL``, so that a script can tell a crash from partial success.
 """
 
 EXIT_OK = 0
 EXIT_PARTIAL = 1  # the command ran, but some inputs failed (e.g. one unreadable image)
 EXIT_INPUT = 2  # bad arguments or bad input data; nothing useful was produced
+EXIT_INTERNAL = 70  # a bug in handwrite (sysexits' EX_SOFTWARE)
+EXIT_IO = 74  # a file could not be read or written: disk full, permissions (sysexits' EX_IOERR)
 EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM, as shells report a SIGINT death
 
 

@@ -157,7 +157,7 @@ class OnnxNetwork:
         path = Path(path)
         meta_path = path.with_name(path.name + ".json")
         try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))
             self.cfg = ModelConfig(**meta["model_config"])
             self.alphabet = Alphabet(meta["alphabet"])
         except (OSError, ValueError, KeyError, TypeError) as e:

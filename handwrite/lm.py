@@ -229,7 +229,7 @@ class CharLM:
             raw = path.read_bytes()
             if raw[:2] == b"PK":  # a zip archive: numpy's .npz
                 return cls._from_compiled(raw)
-            text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+            text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8-sig")
             return cls.from_arpa(text)
         except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as e:
             raise HandwriteError(f"{path}: not an ARPA or compiled language model ({e})") from None
@@ -283,6 +283,9 @@ def _parse_arpa(text: str) -> tuple[int, dict, dict, dict]:
     unigrams: dict[str, float] = {}
     backoff: dict[tuple, float] = {}
     explicit: dict[tuple, list[tuple[str, float]]] = defaultdict(list)
+    declared: dict[int, int] = {}  # \data\ counts, checked at the end: a cut file must not pass as a model
+    found: dict[int, int] = defaultdict(int)
+    ended = False
     k = order = 0
     for line in text.splitlines():
         if not line or line[0] in " \t":
@@ -291,6 +294,7 @@ def _parse_arpa(text: str) -> tuple[int, dict, dict, dict]:
                 continue
         if line[0] == "\\":
             if line == "\\end\\":
+                ended = True
                 break
             if line.endswith("-grams:"):
                 k = int(line[1:].split("-")[0])
@@ -298,9 +302,12 @@ def _parse_arpa(text: str) -> tuple[int, dict, dict, dict]:
             continue
         if k == 0:
             if line.startswith("ngram "):  # the header's counts: the highest one is the order
-                order = max(order, int(line[6:].split("=")[0]))
+                n, _, count = line[6:].partition("=")
+                declared[int(n)] = int(count)
+                order = max(order, int(n))
                 continue
             raise ValueError(f"unexpected line {line[:40]!r} before the first n-gram section")
+        found[k] += 1
         fields = line.split("\t")
         if len(fields) == 1:  # space-separated ARPA: prob, k tokens, optional back-off
             fields = line.split()
@@ -317,4 +324,9 @@ def _parse_arpa(text: str) -> tuple[int, dict, dict, dict]:
             explicit[toks[:-1]].append((toks[-1], p))
     if not unigrams:
         raise ValueError("no 1-grams section")
+    if not ended:
+        raise ValueError("no \\end\\ line: the file is cut short")
+    wrong = [f"{n}-grams: {found.get(n, 0)} of {c}" for n, c in sorted(declared.items()) if found.get(n, 0) != c]
+    if wrong:
+        raise ValueError(f"n-gram counts differ from the \\data\\ header ({'; '.join(wrong)})")
     return order, unigrams, backoff, explicit

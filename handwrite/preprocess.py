@@ -23,6 +23,12 @@ from .imageio import open_image
 from .pagexml import LineCrop, crop_line
 
 MIN_WIDTH = 8  # narrower than a few pixels after scaling is not a text line
+# IAM's longest lines are about 20 times as wide as high; 100 admits every real line and refuses
+# a 5000 x 1 image, which would scale to 320,000 columns and gigabytes of activations.
+MAX_ASPECT = 100
+# Ink-to-paper contrast (grey levels, 99.5th percentile against the median) below which an image holds
+# no writing: the faintest of 1,505 real validation lines (iam-hooker, copiste-fr, poilus, mss19) had 31.
+MIN_CONTRAST = 16
 # The elastic distortion blurs with a 33-pixel kernel and cannot pad a narrower image (a crash seen
 # on a one-character line 15 pixels wide); such lines are rare and are trained on undistorted.
 AUGMENT_MIN_WIDTH = 33
@@ -49,6 +55,9 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     w, h = grey.size
     if w == 0 or h == 0:
         raise HandwriteError(f"{source}: image is empty ({w}x{h} pixels)")
+    if w > MAX_ASPECT * h:
+        raise HandwriteError(f"{source}: {w}x{h} pixels is too long for its height to be a text line "
+                             f"(more than {MAX_ASPECT} times as wide as high)")
     new_w = max(1, round(w * height / h))
     if new_w < MIN_WIDTH:
         raise HandwriteError(f"{source}: image is too narrow to hold text ({w}x{h} pixels)")
@@ -58,7 +67,9 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     # darkest strokes removes tinted paper and faint scans in one step.
     paper = np.median(ink)
     top = np.percentile(ink, 99.5)
-    scale = 255.0 / max(top - paper, 16.0)
+    if top - paper < MIN_CONTRAST:
+        raise HandwriteError(f"{source}: no writing found (blank or near-blank image)")
+    scale = 255.0 / (top - paper)
     return np.clip((ink - paper) * scale, 0, 255).astype(np.uint8)
 
 
