@@ -291,7 +291,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Character and word error rates of MODEL on a dataset."""
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
     from .progress import bar
     from .recognize import evaluate as run_eval
 
@@ -359,7 +359,7 @@ def transcribe(
     A PAGE or ALTO file is read with its page image, every line is recognised, and a copy of the
     file with the text, confidences, words and glyphs written in goes to --out DIR (or over the
     input with --in-place)."""
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
     from .pagexml import xml_flavour
     from .progress import bar
     from .recognize import expand_inputs, line_document, transcribe_page
@@ -474,7 +474,7 @@ def lm_build(
     """Build a character n-gram LM (interpolated Kneser-Ney) from text."""
     import time
 
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
     from .datasets import read_texts
     from .decoding import Lexicon
     from .lm import build_arpa, write_arpa

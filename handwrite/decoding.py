@@ -303,7 +303,7 @@ def load_spec(model_path: Path) -> DecoderSpec | None:
 
 
 def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
-    from .checkpoint import atomic_write
+    from .atomic import atomic_write
 
     path = spec_path(model_path)
     raw = asdict(spec)

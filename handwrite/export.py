@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import atomic_write, load_model
+from .atomic import atomic_write
+from .checkpoint import load_model
 from .errors import HandwriteError
 
 FORMATS = ("onnx", "torchscript")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 from .datasets import normalize_text
 from .errors import HandwriteError
 

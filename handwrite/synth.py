@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from .checkpoint import atomic_write
+from .atomic import atomic_write
 from .datasets import LineRecord, normalize_text, read_texts
 from .errors import HandwriteError
 

@@ -139,19 +139,29 @@ def train(
 
     Started by torchrun, each process trains on its share of every batch under
     DistributedDataParallel; only rank 0 validates, logs and writes files, so the
-    output folder looks exactly like a one-process run's."""
+    output folder looks exactly like a one-process run's. The run folder is locked
+    while it runs: a second run into it is refused."""
     ddp = start_distributed(device)
+    lock = _lock_run_folder(Path(out_dir)) if ddp.main else None
+    try:
+        return _train(ddp, train_records, val_records, Path(out_dir), model_cfg, cfg, resume, show_progress, log, device)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, cfg, resume, show_progress, log, device) -> dict:
     dev = resolve_device(device, ddp.local_rank if ddp.world > 1 else None)
     if not ddp.main:
         show_progress, log = False, (lambda m: None)
-    out = Path(out_dir)
     last = out / "last.pt"
     model_cfg = model_cfg or ModelConfig()
     cfg = cfg or TrainConfig()
     if resume:
         saved = checkpoint.load_state(last) if last.exists() else None
         if saved is None:
-            raise HandwriteError(f"{last}: nothing to resume (no last.pt in {out})")
+            kept = " (best.pt is kept; --init it in a new folder to go on from it)" if (out / "best.pt").exists() else ""
+            raise HandwriteError(f"{last}: nothing to resume (no last.pt in {out}){kept}")
         if "train_state" not in saved:
             raise HandwriteError(f"{last}: holds no training state to resume from")
         # The run keeps its own settings; only the limits may be changed when resuming.
@@ -161,7 +171,7 @@ def train(
         alphabet = Alphabet(saved["alphabet"])
         state = TrainState(**saved["train_state"])
     else:
-        if last.exists():
+        if any((out / name).exists() for name in RUN_FILES):
             raise HandwriteError(f"{out}: already holds a training run; pass --resume to continue it or choose another folder")
         alphabet = Alphabet.from_texts(r.text for r in train_records)
         if cfg.init_from is not None:
@@ -210,7 +220,7 @@ def train(
     sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=ddp.rank, world=ddp.world)
     loader = torch.utils.data.DataLoader(
         train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
+        persistent_workers=cfg.workers > 0, worker_init_fn=_ignore_interrupts,
         # Its own generator keeps the loader from drawing on the global RNG, which
         # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
         generator=torch.Generator().manual_seed(cfg.seed),
@@ -219,6 +229,8 @@ def train(
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
+    if saved is not None and ddp.main:
+        _drop_records_after(metrics_path, state)
 
     def save_last():
         if not ddp.main:
@@ -228,11 +240,23 @@ def train(
             train_config=asdict(cfg), train_state=asdict(state),
         )
 
-    # SIGTERM (a scheduler's kill, a closed terminal) stops like Ctrl-C: last.pt is written first.
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
+    # Ctrl-C and SIGTERM (a scheduler's kill, a closed terminal) stop the run with last.pt written. Inside
+    # an optimizer step (forward, backward, update, counters) the signal only raises a flag, acted on
+    # when the step is complete: stopping halfway would save weights, BatchNorm statistics and counters
+    # that disagree, and the resumed run would drift from an unbroken one.
+    stepping = [False]
+    stop_signal = [False]
+
+    def on_signal(signum, frame):
+        if stepping[0]:
+            stop_signal[0] = True
+        else:
+            raise KeyboardInterrupt
+
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
-    previous_handler = signal.signal(signal.SIGTERM, on_term) if in_main_thread else None
+    previous_handlers = (
+        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
+    )
     started = time.monotonic() - state.elapsed
     record: dict = {}
     stop_reason = None
@@ -246,6 +270,7 @@ def train(
                 b.advance(state.step_in_epoch)
                 loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
                 for images, widths, targets, target_lengths, _ in loader:
+                    stepping[0] = True
                     for group in optimizer.param_groups:
                         group["lr"] = cfg.lr * state.lr_scale * min(1.0, (state.step + 1) / cfg.warmup_steps)
                     with autocast:
@@ -262,6 +287,9 @@ def train(
                     speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
                     b.advance(1, info=f"loss {loss_sum / lines:.3f}  {speed:.1f} lines/s")
                     state.elapsed = time.monotonic() - started
+                    stepping[0] = False
+                    if stop_signal[0]:
+                        raise KeyboardInterrupt
                     if cfg.max_steps is not None and state.step >= cfg.max_steps:
                         stop_reason = "max_steps"
                     elif cfg.max_minutes is not None and state.elapsed >= cfg.max_minutes * 60:
@@ -306,8 +334,8 @@ def train(
         log(f"interrupted; resumable state saved to {last}")
         raise
     finally:
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
         if ddp.owns_group:
             # The DDP wrapper's reducer holds the group: release it first, or its threads may be
             # destroyed mid-use at exit ("terminate called without an active exception", seen rarely).
@@ -315,6 +343,55 @@ def train(
             torch.distributed.destroy_process_group()
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
+
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary:
+    a worker killed by the terminal's SIGINT would break the batch the last step needs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _lock_run_folder(out: Path):
+    """An exclusive lock on the run folder for as long as the returned file stays open. The kernel
+    drops it when the process dies, however it dies, so a kill -9 leaves no stale lock behind."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / ".lock", "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "another process"
+        f.close()
+        raise HandwriteError(f"{out}: another training run is using this folder (process {holder}); "
+                             "wait for it, stop it, or choose another folder") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def _drop_records_after(metrics_path: Path, state: TrainState) -> None:
+    """Keep metrics.jsonl consistent with last.pt: drop records written after the state it holds
+    (a crash between a record and the next save would otherwise log that stretch twice)."""
+    if not metrics_path.exists():
+        return
+    keep = []
+    for line in metrics_path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut by the crash
+        done_before = rec.get("step", 0) < state.step
+        same_step = rec.get("step", 0) == state.step and (not rec.get("complete_epoch") or rec.get("epoch", 0) <= state.epoch)
+        if done_before or same_step:
+            keep.append(line)
+    checkpoint.atomic_write(metrics_path, lambda f: f.write("".join(k + "\n" for k in keep).encode("utf-8")))
 
 
 def _widened(pretrained: dict, fresh: dict) -> dict:

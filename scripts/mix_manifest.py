@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from handwrite.checkpoint import atomic_write
+from handwrite.atomic import atomic_write
 from handwrite.datasets import load_dataset
 
 

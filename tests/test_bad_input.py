@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from handwrite import checkpoint
+from handwrite.atomic import atomic_write
 from handwrite.cli import app
 from handwrite.codec import Alphabet
 from handwrite.model import CRNN, ModelConfig
@@ -183,14 +184,14 @@ def test_cuda_request_without_cuda(model_file):
 
 def test_atomic_write_keeps_old_file_on_failure_and_normal_permissions(tmp_path):
     target = tmp_path / "out.txt"
-    checkpoint.atomic_write(target, lambda f: f.write(b"old"))
+    atomic_write(target, lambda f: f.write(b"old"))
 
     def crash(f):
         f.write(b"half")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        checkpoint.atomic_write(target, crash)
+        atomic_write(target, crash)
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
     assert target.stat().st_mode & 0o044  # readable by others, as with a plain open() under the usual umask

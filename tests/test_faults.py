@@ -1,0 +1,161 @@
+"""Faults a training run must survive: signals at any moment, kill -9, two runs in one folder,
+a crash between writes, a full disk."""
+
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from handwrite import checkpoint
+from handwrite.cli import app
+
+from conftest import IAM_MINI
+
+runner = CliRunner()
+EPOCHS = 120  # about 5 s of training: long enough to be stopped at a random moment of it
+TINY_ARGS = ["--height", "32", "--channels", "8,16,16", "--width-pools", "2", "--lstm-hidden", "16", "--lstm-layers", "1",
+             "--dropout", "0.2", "-b", "2", "--lr", "3e-3", "--workers", "0", "--seed", "7"]
+
+
+def _train_cmd(out, *extra):
+    return [sys.executable, "-m", "handwrite", "train", str(IAM_MINI), "--train-split", "train", "--val-split", "train",
+            "-o", str(out), "-q", "--epochs", str(EPOCHS), "--patience", "1000", *TINY_ARGS, *extra]
+
+
+def _weights(run):
+    state = checkpoint.load_state(run / "last.pt")
+    return state["model"], state["train_state"]
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unbroken") / "run"
+    subprocess.run(_train_cmd(out), check=True, capture_output=True, timeout=600)
+    return out
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken, tmp_path, how):
+    out = tmp_path / "run"
+    rng = random.Random(how)
+    proc = subprocess.Popen(_train_cmd(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 3.0))  # somewhere in the epochs that follow
+    os.killpg(proc.pid, how)  # the whole process group, as a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=120)
+    if how != signal.SIGKILL and proc.returncode == -how:
+        # Killed by the signal itself: only allowed once training was over (the handlers are gone then).
+        assert _weights(out)[1]["epoch"] == EPOCHS, err.decode()
+    elif how != signal.SIGKILL and proc.returncode != 0:
+        assert proc.returncode == 130, err.decode()
+        assert b"Traceback" not in err
+    if proc.returncode != 0:
+        resumed = subprocess.run(_train_cmd(out, "--resume"), capture_output=True, timeout=600)
+        assert resumed.returncode == 0, resumed.stderr.decode()
+    a, a_state = _weights(unbroken)
+    b, b_state = _weights(out)
+    assert a_state["step"] == b_state["step"]
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name  # BatchNorm running statistics included
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r["epoch"] for r in records if r["complete_epoch"]]
+    assert epochs == sorted(set(epochs)), "an epoch was logged twice"
+
+
+def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_runs_lock_is_not_stale(tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time; from pathlib import Path; from handwrite.train import _lock_run_folder;"
+                               f"f = _lock_run_folder(Path({str(out)!r})); print('locked', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE)
+    assert holder.stdout.readline().strip() == b"locked"
+    r = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS])
+    assert r.exit_code == 2 and "another training run is using this folder" in r.output
+    assert f"process {holder.pid}" in r.output
+    holder.kill()  # kill -9: the kernel releases the lock
+    holder.wait()
+    r = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS])
+    assert r.exit_code == 0, r.output
+
+
+def test_records_after_the_saved_state_are_dropped_on_resume(tmp_path):
+    out = tmp_path / "run"
+    first = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out),
+                                "--epochs", "2", "-q", *TINY_ARGS])
+    assert first.exit_code == 0, first.output
+    records = (out / "metrics.jsonl").read_text().splitlines()
+    # As if killed after writing epoch 3's record but before saving last.pt, mid-line of another.
+    ghost = dict(json.loads(records[-1]), epoch=3, step=json.loads(records[-1])["step"] + 3)
+    (out / "metrics.jsonl").write_text("\n".join(records + [json.dumps(ghost), '{"epoch": 4, "ste']) + "\n")
+    again = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out),
+                                "--epochs", "3", "--resume", "-q", *TINY_ARGS])
+    assert again.exit_code == 0, again.output
+    epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+
+
+def test_best_pt_without_last_pt_is_neither_resumed_nor_overwritten(tmp_path):
+    out = tmp_path / "run"
+    runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--epochs", "1", "-q", *TINY_ARGS])
+    (out / "last.pt").unlink()  # as after a disk-full crash that kept best.pt
+    best = (out / "best.pt").read_bytes()
+    resume = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--resume", "-q", *TINY_ARGS])
+    assert resume.exit_code == 2 and "nothing to resume" in resume.output and "best.pt is kept" in resume.output
+    fresh = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "-q", *TINY_ARGS])
+    assert fresh.exit_code == 2 and "already holds a training run" in fresh.output
+    assert (out / "best.pt").read_bytes() == best
+
+
+def _disk_full(monkeypatch, after: int):
+    """Every file write after the first ``after`` fails as on a full disk (at the fsync that
+    every atomic write ends with, the moment a real full disk reports it)."""
+    real = os.fsync
+    calls = [0]
+
+    def fsync(fd):
+        calls[0] += 1
+        if calls[0] > after:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 4])
+def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path, after):
+    out = tmp_path / "run"
+    args = ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out), "--epochs", "3", "-q", *TINY_ARGS]
+    _disk_full(monkeypatch, after)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 74, r.output
+    assert "No space left on device" in r.output and "Traceback" not in r.output
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no half-written files
+    monkeypatch.undo()
+    if (out / "last.pt").exists():
+        checkpoint.load_state(out / "last.pt")  # the previous state, whole
+        r = runner.invoke(app, args + ["--resume"])
+    else:
+        r = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o",
+                                str(tmp_path / "again"), "--epochs", "3", "-q", *TINY_ARGS])
+    assert r.exit_code == 0, r.output
+
+
+def test_disk_full_writing_transcriptions_and_reports(monkeypatch, tmp_path, trained):
+    model = trained[0] / "best.pt"
+    _disk_full(monkeypatch, 0)
+    r = runner.invoke(app, ["transcribe", "-m", str(model), str(IAM_MINI / "lines"), "-o", str(tmp_path / "t.txt"), "-q"])
+    assert r.exit_code == 74 and "No space left" in r.output and not (tmp_path / "t.txt").exists()
+    r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--report", str(tmp_path / "r.tsv"), "--json", "-q"])
+    assert r.exit_code == 74 and '"cer"' in r.stdout  # the figures were printed before the report failed
+    r = runner.invoke(app, ["lm", "build", str(IAM_MINI), "-o", str(tmp_path / "lm.arpa")])
+    assert r.exit_code == 74 and "Traceback" not in r.output
