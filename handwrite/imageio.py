@@ -13,9 +13,10 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import HandwriteError
 
-# Pillow's own limit (about 179 Mpx) is a warning up to twice that; a 600-dpi A3 scan
-# is 70 Mpx, so 200 Mpx admits every real page and refuses a decompression bomb early.
-MAX_PIXELS = 200_000_000
+# A 600-dpi A3 scan is 70 Mpx; this admits every real page and refuses a decompression bomb
+# before its pixels are decoded. Pillow itself refuses twice its MAX_IMAGE_PIXELS (179 Mpx)
+# and only warns below that, so the check here is what decides up to its refusal.
+MAX_PIXELS = 150_000_000
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -23,7 +24,7 @@ def open_image(path: str | Path) -> Image.Image:
     CMYK converted. Multi-page files (TIFF) are refused rather than read from page 1 silently."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below decides
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
@@ -34,7 +35,7 @@ def open_image(path: str | Path) -> Image.Image:
                 return _to_grey(im)
     except FileNotFoundError:
         raise HandwriteError(f"{path}: image not found") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise HandwriteError(f"{path}: image too large ({e})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise HandwriteError(f"{path}: not a readable image ({e})") from None
