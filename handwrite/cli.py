@@ -216,6 +216,8 @@ def train(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps in all."),
     batch_size: int = typer.Option(8, "--batch-size", "-b"),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
+    warmup_steps: int = typer.Option(300, "--warmup-steps", help="Steps of linear learning-rate warm-up."),
+    freeze: str = typer.Option("", "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."),
     patience: int = typer.Option(10, help="Stop after this many epochs without a better validation CER."),
     augment: bool = typer.Option(True, "--augment/--no-augment", help="Random distortions of training images."),
     height: int = typer.Option(64, help="Line height in pixels the model reads."),
@@ -254,7 +256,7 @@ def train(
     cfg = training.TrainConfig(
         epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
         patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
-        precision=precision.value,
+        precision=precision.value, warmup_steps=warmup_steps, freeze=freeze,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)

@@ -37,6 +37,9 @@ from .progress import bar
 from .recognize import Recognizer, evaluate, resolve_device
 
 
+FREEZABLE = ("", "cnn")
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 100
@@ -55,6 +58,7 @@ class TrainConfig:
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
     precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
+    freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are
 
     def __post_init__(self):
         check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
@@ -71,6 +75,8 @@ class TrainConfig:
         check_number("save_every", self.save_every, 1, None, integer=True)
         if self.precision not in ("fp32", "bf16"):
             raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
+        if self.freeze not in FREEZABLE:
+            raise HandwriteError(f"freeze: unknown part {self.freeze!r}; choose one of {', '.join(map(repr, FREEZABLE))}")
 
 
 @dataclass
@@ -187,8 +193,12 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
 
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    frozen = getattr(model, cfg.freeze) if cfg.freeze else None
+    if frozen is not None:
+        frozen.requires_grad_(False)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.ndim > 1]
+    no_decay = [p for n, p in trainable if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
     )
@@ -264,6 +274,8 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
         with bar(len(sampler), f"epoch {state.epoch + 1}", show_progress) as b:
             while state.epoch < cfg.epochs and stop_reason is None:
                 model.train()
+                if frozen is not None:
+                    frozen.eval()  # frozen BatchNorm layers keep their running statistics too
                 sampler.epoch = state.epoch
                 sampler.skip = state.step_in_epoch
                 b.reset(len(sampler), f"epoch {state.epoch + 1}")

@@ -151,3 +151,22 @@ def test_fine_tuning_keeps_known_characters_and_adds_new_ones(trained, tmp_path)
         if name.startswith("head."):
             tuned = tuned[:rows]
         assert torch.allclose(tuned, value, atol=1e-4), name
+
+
+def test_freezing_the_cnn_keeps_it_exactly_and_trains_the_rest(trained, tmp_path):
+    out, _ = trained
+    pre, _, pre_state = checkpoint.load_model(out / "best.pt")
+    run = tmp_path / "frozen"
+    r = runner.invoke(app, [
+        "train", str(IAM_MINI), "-o", str(run), "--train-split", "train", "--val-split", "train", "--init", str(out / "best.pt"),
+        "--freeze", "cnn", "--max-steps", "3", "--lr", "1e-2", "--warmup-steps", "1", "--workers", "0", "-q",
+    ])
+    assert r.exit_code == 0, r.output
+    state = checkpoint.load_state(run / "last.pt")
+    assert state["train_config"]["freeze"] == "cnn"
+    for name, value in pre_state["model"].items():
+        if name.startswith("cnn."):
+            assert torch.equal(state["model"][name], value), name  # BatchNorm statistics included
+    assert any(not torch.equal(state["model"][n], v) for n, v in pre_state["model"].items() if n.startswith("rnn."))
+    bad = runner.invoke(app, ["train", str(IAM_MINI), "-o", str(tmp_path / "x"), "--val-split", "train", "--freeze", "head"])
+    assert bad.exit_code == 2 and "freeze" in bad.output

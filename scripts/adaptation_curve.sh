@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Adapting a model to one hand: CER on a writer's held-out pages after fine-tuning on 0, 16, 64, ...
+# corrected lines of the same writer (lines of other pages).
+#
+#   scripts/adaptation_curve.sh MODEL PAIRS_DIR WRITER_PREFIX OUT_DIR [TEST_PAGES] [SIZES]
+#
+# PAIRS_DIR is a pairs dataset (image + .gt.txt) whose image names start with WRITER_PREFIX_<page>_
+# (as scripts/prepare_htr_united.py writes them). The last TEST_PAGES pages (default 3) are the test
+# set; the first N lines of the other pages, in page order, are the corrected lines. The recipe is the
+# README's "Adapting to your hand": --init MODEL, --lr 3e-4, 20 warm-up steps, 150 steps at batch 8.
+set -euo pipefail
+MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
+HW=${HW:-handwrite}
+mkdir -p "$OUT"
+( cd "$DATA" && ls | grep "^${WRITER}_.*\.png$" | sort -V ) > "$OUT/all.txt"
+pages=$(sed -E "s/^${WRITER}_([^_]+)_.*/\1/" "$OUT/all.txt" | uniq)
+test_pages=$(echo "$pages" | tail -n "$TEST_PAGES")
+grep -E "^${WRITER}_($(echo $test_pages | tr ' ' '|'))_" "$OUT/all.txt" > "$OUT/test.txt"
+grep -vE "^${WRITER}_($(echo $test_pages | tr ' ' '|'))_" "$OUT/all.txt" > "$OUT/pool.txt"
+echo "{\"writer\": \"$WRITER\", \"test_lines\": $(wc -l < "$OUT/test.txt"), \"pool_lines\": $(wc -l < "$OUT/pool.txt")}"
+cer() { $HW eval -m "$1" "$DATA" --split "$OUT/test.txt" --decoder greedy --json -q 2>/dev/null; }
+echo "{\"lines\": 0, \"eval\": $(cer "$MODEL")}"
+for n in $SIZES; do
+  head -n "$n" "$OUT/pool.txt" > "$OUT/train-$n.txt"
+  rm -rf "$OUT/run-$n"
+  start=$(date +%s)
+  $HW train "$DATA" --train-split "$OUT/train-$n.txt" --val-split "$OUT/train-$n.txt" --init "$MODEL" \
+      -o "$OUT/run-$n" --lr 3e-4 --warmup-steps 20 --max-steps 150 --epochs 100000 --patience 100000 -q > /dev/null
+  echo "{\"lines\": $(wc -l < "$OUT/train-$n.txt"), \"train_s\": $(( $(date +%s) - start )), \"eval\": $(cer "$OUT/run-$n/best.pt")}"
+done
