@@ -393,7 +393,27 @@ def transcribe(
     spec, recognizer = _load_recognizer(
         model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
     )
-    results, unread = [], 0  # unread: pages and page lines that could not be read at all
+    rows: list[str] = []
+    counts = {"lines": 0, "failed": 0}
+
+    def emit(r):
+        """One result out as soon as it is known (so a crash later loses none of it), or kept for --out."""
+        counts["lines"] += 1
+        if r.error:
+            counts["failed"] += 1
+            _log(f"handwrite: error: {r.error}")
+        if output is OutputFormat.jsonl:
+            row = _json({"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}, ensure_ascii=False)
+        elif r.error is None:
+            row = f"{r.path}\t{r.text}"
+        else:
+            return
+        if out is None or pages or xml_out:
+            typer.echo(row)
+        else:
+            rows.append(row)
+
+    unread = 0  # pages and page lines that could not be read at all
     with bar(len(paths), "transcribing", not quiet and len(paths) > 1) as b:
         for xml, target in zip(pages, targets):
             try:
@@ -408,31 +428,20 @@ def transcribe(
             unread += len(page.problems)
             if page.document is not None:
                 atomic_write(target, lambda f, d=page.document: f.write(d))
-            results += page.lines
+            for r in page.lines:
+                emit(r)
             b.advance(1)
-        if lines:
-            line_results = recognizer.transcribe(lines, b.advance, positions=xml_out)
-            results += line_results
+        line_targets = iter(targets[len(pages):])
+        for r in recognizer.iter_transcribe(lines, b.advance, positions=xml_out):
+            emit(r)
             if xml_out:
-                for r, target in zip(line_results, targets[len(pages):]):
-                    if r.error is None:
-                        atomic_write(target, lambda f, d=line_document(r, output.value): f.write(d))
-    rows = []
-    for r in results:
-        if r.error:
-            _log(f"handwrite: error: {r.error}")
-        if output is OutputFormat.jsonl:
-            record = {"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}
-            rows.append(_json(record, ensure_ascii=False))
-        elif r.error is None:
-            rows.append(f"{r.path}\t{r.text}")
-    if out is None or pages or xml_out:
-        for row in rows:
-            typer.echo(row)
-    else:
+                target = next(line_targets)
+                if r.error is None:
+                    atomic_write(target, lambda f, d=line_document(r, output.value): f.write(d))
+    if out is not None and not (pages or xml_out):
         atomic_write(out, lambda f: f.write("".join(row + "\n" for row in rows).encode("utf-8")))
-    failed = unread + sum(r.error is not None for r in results)
-    raise typer.Exit(_exit_code(failed, unread + len(results)))
+    failed = unread + counts["failed"]
+    raise typer.Exit(_exit_code(failed, unread + counts["lines"]))
 
 
 class ExportFormat(str, Enum):

@@ -85,6 +85,11 @@ def resolve_device(device: str, index: int | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+# Lines decoded and sorted by width together when streaming: enough for batches of similar widths
+# (little padding), few enough that memory does not grow with the number of lines.
+STREAM_CHUNK = 256
+
+
 def _check_settings(batch_size: int, workers: int) -> None:
     check_number("batch_size", batch_size, 1, 4096, integer=True)
     check_number("workers", workers, 1, 256, integer=True)
@@ -146,6 +151,15 @@ class Recognizer:
         for n, (labels, conf) in enumerate(decoding.greedy(log_probs, lengths)):
             out.append((log_probs[: lengths[n], n].numpy(), labels, conf))
         return out
+
+    def iter_transcribe(self, paths: Sequence[Path | LineCrop], progress: Callable[[int], None] | None = None,
+                        positions: bool = False, chunk: int | None = None) -> Iterator[Transcription]:
+        """:meth:`transcribe`, yielding results in order, ``chunk`` lines at a time (default
+        ``STREAM_CHUNK``): memory stays bounded however many lines there are, and results come
+        out before the last line is read."""
+        chunk = chunk or STREAM_CHUNK
+        for start in range(0, len(paths), chunk):
+            yield from self.transcribe(paths[start : start + chunk], progress, positions)
 
     def transcribe(self, paths: Sequence[Path | LineCrop], progress: Callable[[int], None] | None = None,
                    positions: bool = False) -> list[Transcription]:

@@ -270,6 +270,27 @@ def test_bad_decoding_settings_files(tmp_path, model):
         assert r.exit_code == 2 and "m.pt.decoding.json" in r.output and "Traceback" not in r.output, content
 
 
+def test_a_bug_late_in_a_batch_keeps_the_results_already_printed(model, monkeypatch, tmp_path):
+    from handwrite import recognize
+
+    for k in range(3):
+        shutil.copy(LINE, tmp_path / f"{k}.png")
+    real = recognize.Recognizer.transcribe
+    calls = [0]
+
+    def breaks_on_the_third_chunk(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("simulated bug")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(recognize, "STREAM_CHUNK", 1)
+    monkeypatch.setattr(recognize.Recognizer, "transcribe", breaks_on_the_third_chunk)
+    r = runner.invoke(app, ["transcribe", "-m", str(model), str(tmp_path), "-q"])
+    assert r.exit_code == 70 and "internal error" in r.output
+    assert [row.split("\t")[0] for row in r.stdout.splitlines()] == [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
+
+
 def test_a_bug_exits_70_not_1(model, monkeypatch):
     from handwrite import recognize
 
