@@ -17,7 +17,8 @@ import torch
 from .atomic import atomic_write
 from .codec import Alphabet
 from .errors import HandwriteError
-from .model import CRNN, ModelConfig
+from .config import ModelConfig
+from .model import CRNN
 
 FORMAT = "handwrite-checkpoint"
 VERSION = 1

@@ -186,7 +186,8 @@ def _load_recognizer(model, device, batch_size, workers, threads, *decoding):
 def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
     from dataclasses import replace
 
-    from .decoding import DecoderSpec, load_spec
+    from .config import DecoderSpec
+    from .decoding import load_spec
 
     spec = load_spec(model) or DecoderSpec()
     given = {
@@ -237,7 +238,7 @@ def train(
 ):
     """Train a model (or resume training) and keep the one with the best validation CER."""
     from . import train as training
-    from .model import ModelConfig
+    from .config import ModelConfig
 
     _threads(threads)
     if val is None and val_split is None:
@@ -544,7 +545,8 @@ def lm_tune(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
-    from .decoding import DecoderSpec, save_spec
+    from .config import DecoderSpec
+    from .decoding import save_spec
     from .progress import bar
     from .recognize import Recognizer, best_setting, tune_decoder
 

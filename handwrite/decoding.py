@@ -18,17 +18,17 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .codec import BLANK, Alphabet
-from .errors import HandwriteError, check_number
+from .config import DecoderSpec
+from .errors import HandwriteError
 
 NEG_INF = -math.inf
-MAX_BEAM = 1024
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -103,15 +103,6 @@ def align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int, floa
     return [(a, b, math.exp(lp / (b - a + 1))) for a, b, lp in spans]
 
 
-@dataclass
-class BeamConfig:
-    beam: int = 16
-    lm_weight: float = 0.0  # alpha: weight of the LM's log-probability
-    insertion_bonus: float = 0.0  # beta: added per character, offsets the LM's bias to short outputs
-    prune: float = 1e-3  # characters below this probability in a frame are not tried there
-    oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
-
-
 class Lexicon:
     """Words that may be completed. A word is a maximal run of letters, digits and
     apostrophes; everything else (spaces, punctuation) may stand between words freely."""
@@ -131,9 +122,20 @@ class Lexicon:
 
 
 class PrefixBeamSearch:
-    def __init__(self, alphabet: Alphabet, cfg: BeamConfig, lm=None, lexicon: Lexicon | None = None):
-        self.alphabet, self.cfg, self.lm, self.lexicon = alphabet, cfg, lm, lexicon
-        self.log_prune = math.log(cfg.prune) if cfg.prune > 0 else NEG_INF
+    """CTC prefix beam search over one line's frames, with an optional LM and lexicon.
+
+    ``lm_weight`` (alpha) weighs the LM's log-probability, ``insertion_bonus`` (beta) is added per
+    character to offset the LM's bias to short outputs, characters below ``prune`` probability in
+    a frame are not tried there, and with a lexicon ``oov_penalty`` is the log-penalty per word
+    outside it (None forbids them). No upper bound on ``beam`` here: the tests use exhaustive
+    searches; user input goes through :class:`~handwrite.config.DecoderSpec`, which has one."""
+
+    def __init__(self, alphabet: Alphabet, beam: int = 16, lm_weight: float = 0.0, insertion_bonus: float = 0.0,
+                 prune: float = 1e-3, oov_penalty: float | None = None, lm=None, lexicon: Lexicon | None = None):
+        self.alphabet, self.lm, self.lexicon = alphabet, lm, lexicon
+        self.beam, self.lm_weight, self.insertion_bonus = beam, lm_weight, insertion_bonus
+        self.oov_penalty = oov_penalty
+        self.log_prune = math.log(prune) if prune > 0 else NEG_INF
         if lm is not None:
             missing = [c for c in alphabet.chars if c != " " and c not in lm.index] + (
                 [" "] if " " in alphabet.chars and "<space>" not in lm.index else []
@@ -148,7 +150,7 @@ class PrefixBeamSearch:
 
     def decode(self, log_probs: np.ndarray) -> tuple[list[int], float]:
         """log_probs (T, C) of one line -> (labels, score of the best prefix)."""
-        cfg, lm = self.cfg, self.lm
+        lm = self.lm
         # prefix -> [log P(prefix, ends in blank), log P(prefix, ends in a label)]
         beams: dict[tuple, list[float]] = {(): [0.0, NEG_INF]}
         # prefix -> (LM + bonus + OOV score, LM state, partial word at its end)
@@ -173,9 +175,9 @@ class PrefixBeamSearch:
                 if cands.size == 0:
                     continue
                 score, state, word = info[prefix]
-                ext = np.full(len(cands), cfg.insertion_bonus)
+                ext = np.full(len(cands), self.insertion_bonus)
                 if lm is not None:
-                    ext += cfg.lm_weight * lm.log_probs(state)[self.lm_ids[cands]]
+                    ext += self.lm_weight * lm.log_probs(state)[self.lm_ids[cands]]
                 for c, bonus in zip(cands.tolist(), ext.tolist()):
                     new = prefix + (c,)
                     if new not in info:
@@ -188,7 +190,7 @@ class PrefixBeamSearch:
                     acoustic = (pb if c == last else total) + frame[c]
                     e = nxt.setdefault(new, [NEG_INF, NEG_INF])
                     e[1] = _logaddexp(e[1], acoustic)
-            beams = dict(sorted(nxt.items(), key=rank, reverse=True)[: cfg.beam])
+            beams = dict(sorted(nxt.items(), key=rank, reverse=True)[: self.beam])
 
         best, best_score = (), NEG_INF
         for prefix, (pb, pnb) in beams.items():
@@ -196,7 +198,7 @@ class PrefixBeamSearch:
             penalty = self._close_word(word)
             if penalty is None:
                 continue
-            end = cfg.lm_weight * lm.log_probs(state)[lm.eos] if lm is not None else 0.0
+            end = self.lm_weight * lm.log_probs(state)[lm.eos] if lm is not None else 0.0
             s = _logaddexp(pb, pnb) + score + penalty + end
             if s > best_score:
                 best, best_score = prefix, s
@@ -208,7 +210,7 @@ class PrefixBeamSearch:
             return "", 0.0
         if self.is_word_char[label]:
             longer = word + self.alphabet.chars[label - 1]
-            if longer in self.lexicon.prefixes or self.cfg.oov_penalty is not None:
+            if longer in self.lexicon.prefixes or self.oov_penalty is not None:
                 return longer, 0.0
             return None
         penalty = self._close_word(word)
@@ -219,52 +221,22 @@ class PrefixBeamSearch:
         -oov_penalty for another word where those are allowed, None where they are not."""
         if self.lexicon is None or not word or word in self.lexicon.words:
             return 0.0
-        return None if self.cfg.oov_penalty is None else -self.cfg.oov_penalty
+        return None if self.oov_penalty is None else -self.oov_penalty
 
 
-@dataclass
-class DecoderSpec:
-    """Which decoder to run and with what; what `lm tune` saves beside a model.
+def build_search(spec: DecoderSpec, alphabet: Alphabet) -> PrefixBeamSearch | None:
+    """The beam search a spec describes, or None for greedy decoding. Files are read here, so
+    a spec can travel to worker processes and each builds its own search there."""
+    if spec.decoder == "greedy":
+        return None
+    from .lm import CharLM
 
-    Paths are resolved when the decoder is built, so a spec can travel to worker
-    processes and each builds its own decoder there.
-    """
-
-    decoder: str = "greedy"  # greedy | beam
-    lm: str | None = None
-    lexicon: str | None = None
-    beam: int = 16
-    lm_weight: float = 0.5
-    insertion_bonus: float = 0.0
-    prune: float = 1e-3
-    oov_penalty: float | None = None
-
-    def __post_init__(self):
-        if self.decoder not in ("greedy", "beam"):
-            raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
-        for name in ("lm", "lexicon"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise HandwriteError(f"{name} must be a file name (got {getattr(self, name)!r})")
-        # A wider beam costs time and memory in proportion; past a thousand it only exhausts the machine.
-        check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
-        check_number("lm_weight", self.lm_weight, -100, 100)
-        check_number("insertion_bonus", self.insertion_bonus, -100, 100)
-        check_number("prune", self.prune, 0, 1)
-        check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
-
-    def build(self, alphabet: Alphabet) -> PrefixBeamSearch | None:
-        """The beam search this spec describes, or None for greedy decoding."""
-        if self.decoder == "greedy":
-            return None
-        from .lm import CharLM
-
-        lm = CharLM.load(self.lm) if self.lm else None
-        lexicon = Lexicon(_read_words(Path(self.lexicon))) if self.lexicon else None
-        cfg = BeamConfig(
-            beam=self.beam, lm_weight=self.lm_weight if lm is not None else 0.0,
-            insertion_bonus=self.insertion_bonus, prune=self.prune, oov_penalty=self.oov_penalty,
-        )
-        return PrefixBeamSearch(alphabet, cfg, lm=lm, lexicon=lexicon)
+    lm = CharLM.load(spec.lm) if spec.lm else None
+    lexicon = Lexicon(_read_words(Path(spec.lexicon))) if spec.lexicon else None
+    return PrefixBeamSearch(
+        alphabet, beam=spec.beam, lm_weight=spec.lm_weight if lm is not None else 0.0,
+        insertion_bonus=spec.insertion_bonus, prune=spec.prune, oov_penalty=spec.oov_penalty, lm=lm, lexicon=lexicon,
+    )
 
 
 def _read_words(path: Path) -> list[str]:

@@ -153,7 +153,7 @@ class OnnxNetwork:
 
     def __init__(self, path: Path, threads: int = 1):
         from .codec import Alphabet
-        from .model import ModelConfig
+        from .config import ModelConfig
 
         path = Path(path)
         meta_path = path.with_name(path.name + ".json")

@@ -9,43 +9,10 @@ becomes one frame for the LSTM.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
-from .errors import HandwriteError, check_number
-
-
-@dataclass
-class ModelConfig:
-    height: int = 64  # input line height in pixels
-    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 96])
-    width_pools: int = 3  # the first this-many blocks also halve the width
-    lstm_hidden: int = 256
-    lstm_layers: int = 3
-    dropout: float = 0.2
-    num_classes: int = 0  # alphabet size + blank; set from the codec
-
-    def __post_init__(self):
-        check_number("height", self.height, 8, 1024, integer=True)
-        if not self.channels or len(self.channels) > 8:
-            raise HandwriteError("channels must list 1 to 8 conv blocks")
-        for c in self.channels:
-            check_number("channels", c, 1, 4096, integer=True)
-        check_number("lstm_hidden", self.lstm_hidden, 1, 4096, integer=True)
-        check_number("lstm_layers", self.lstm_layers, 1, 32, integer=True)
-        check_number("dropout", self.dropout, 0, 1)
-        if self.dropout >= 1:
-            raise HandwriteError(f"dropout must be < 1 (got {self.dropout!r}); 1 would drop everything")
-        if self.height % (2 ** len(self.channels)):
-            raise HandwriteError(f"height {self.height} must be divisible by 2**{len(self.channels)} (one halving per block)")
-        if not 0 <= self.width_pools <= len(self.channels):
-            raise HandwriteError("width_pools must be between 0 and the number of conv blocks")
-
-    @property
-    def width_reduction(self) -> int:
-        return 2**self.width_pools
+from .config import ModelConfig
 
 
 class BiLSTM(nn.Module):

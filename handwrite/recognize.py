@@ -15,7 +15,8 @@ import torch
 from . import checkpoint, decoding
 from .codec import Alphabet
 from .datasets import IMAGE_SUFFIXES, LineRecord
-from .decoding import DecoderSpec, align
+from .config import DecoderSpec
+from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .metrics import ErrorCounts, cer
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results, xml_flavour
@@ -112,7 +113,7 @@ class Recognizer:
         self.batch_size = batch_size
         self._cache: dict[Path, tuple[np.ndarray, tuple[int, int]]] | None = {} if cache else None
         self.spec = decoder or DecoderSpec()
-        self.search = self.spec.build(alphabet)  # None: greedy
+        self.search = build_search(self.spec, alphabet)  # None: greedy
         self.workers = workers
 
     @classmethod
@@ -231,7 +232,7 @@ _worker_search = None
 def _start_worker(spec: DecoderSpec, chars: list[str]) -> None:
     global _worker_search
     torch.set_num_threads(1)
-    _worker_search = spec.build(Alphabet(chars))
+    _worker_search = build_search(spec, Alphabet(chars))
 
 
 def _decode_in_worker(log_probs: np.ndarray) -> list[int]:
@@ -302,10 +303,10 @@ def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: De
             frames.append(lp)
             counts.add(rec.text, recognizer.alphabet.decode(labels))
     rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
-    search = replace(base, decoder="beam").build(recognizer.alphabet)
+    search = build_search(replace(base, decoder="beam"), recognizer.alphabet)
     for w in weights:
         for bonus in bonuses:
-            search.cfg = replace(search.cfg, lm_weight=w, insertion_bonus=bonus)
+            search.lm_weight, search.insertion_bonus = w, bonus
             counts = ErrorCounts()
             for rec, lp in zip(records, frames):
                 counts.add(rec.text, recognizer.alphabet.decode(search.decode(lp)[0]))

@@ -30,53 +30,12 @@ import torch
 from . import checkpoint
 from .codec import Alphabet
 from .datasets import LineRecord
-from .errors import HandwriteError, check_number
-from .model import CRNN, ModelConfig
+from .config import ModelConfig, TrainConfig
+from .errors import HandwriteError
+from .model import CRNN
 from .preprocess import LineDataset, WidthBatchSampler, collate
 from .progress import bar
 from .recognize import Recognizer, evaluate, resolve_device
-
-
-FREEZABLE = ("", "cnn")
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 100
-    max_minutes: float | None = None  # wall-clock budget, validation included
-    max_steps: int | None = None  # stop after this many optimizer steps in all
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    warmup_steps: int = 300
-    lr_patience: int = 3  # epochs without improvement before the learning rate is halved
-    patience: int = 10  # epochs without improvement before training stops
-    grad_clip: float = 5.0
-    augment: bool = True
-    seed: int = 42
-    workers: int = 1  # DataLoader processes preparing batches beside the training loop
-    save_every: int = 1000  # steps between resumable checkpoints inside an epoch
-    init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
-    precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
-    freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are
-
-    def __post_init__(self):
-        check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
-        check_number("max_minutes", self.max_minutes, 0, None, low_open=True, optional=True)
-        check_number("max_steps", self.max_steps, 1, None, integer=True, optional=True)
-        check_number("batch_size", self.batch_size, 1, 4096, integer=True)
-        check_number("lr", self.lr, 0, 10, low_open=True)
-        check_number("weight_decay", self.weight_decay, 0, 10)
-        check_number("warmup_steps", self.warmup_steps, 1, None, integer=True)
-        check_number("lr_patience", self.lr_patience, 1, None, integer=True)
-        check_number("patience", self.patience, 1, None, integer=True)
-        check_number("grad_clip", self.grad_clip, 0, None, low_open=True)
-        check_number("workers", self.workers, 0, 256, integer=True)
-        check_number("save_every", self.save_every, 1, None, integer=True)
-        if self.precision not in ("fp32", "bf16"):
-            raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
-        if self.freeze not in FREEZABLE:
-            raise HandwriteError(f"freeze: unknown part {self.freeze!r}; choose one of {', '.join(map(repr, FREEZABLE))}")
 
 
 @dataclass

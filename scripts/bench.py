@@ -32,8 +32,9 @@ import torch  # noqa: E402
 
 from handwrite.codec import Alphabet  # noqa: E402
 from handwrite.datasets import load_dataset  # noqa: E402
-from handwrite.decoding import DecoderSpec  # noqa: E402
-from handwrite.model import CRNN, ModelConfig  # noqa: E402
+from handwrite.config import DecoderSpec  # noqa: E402
+from handwrite.config import ModelConfig  # noqa: E402
+from handwrite.model import CRNN  # noqa: E402
 from handwrite.preprocess import LineDataset, WidthBatchSampler, collate  # noqa: E402
 from handwrite.recognize import Recognizer  # noqa: E402
 

@@ -29,8 +29,8 @@ TINY = dict(height=32, channels=[16, 32, 48], width_pools=2, lstm_hidden=64, lst
 def trained(tmp_path_factory):
     """A tiny model trained on the 6 'ok' training lines of the IAM fixture until it reads them."""
     from handwrite.datasets import load_dataset
-    from handwrite.model import ModelConfig
-    from handwrite.train import TrainConfig, train
+    from handwrite.config import ModelConfig, TrainConfig
+    from handwrite.train import train
 
     out = tmp_path_factory.mktemp("run")
     records = load_dataset(IAM_MINI, split="train")

@@ -14,7 +14,8 @@ from handwrite import checkpoint
 from handwrite.atomic import atomic_write
 from handwrite.cli import app
 from handwrite.codec import Alphabet
-from handwrite.model import CRNN, ModelConfig
+from handwrite.config import ModelConfig
+from handwrite.model import CRNN
 
 from conftest import COPISTE_MINI, IAM_MINI
 

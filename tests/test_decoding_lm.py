@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from handwrite.codec import Alphabet
-from handwrite.decoding import BeamConfig, Lexicon, PrefixBeamSearch, greedy
+from handwrite.decoding import Lexicon, PrefixBeamSearch, greedy
 from handwrite.errors import HandwriteError
 from handwrite.lm import CharLM, build_arpa, write_arpa
 
@@ -41,7 +41,7 @@ def test_beam_width_one_with_uniform_lm_equals_greedy(tmp_path):
     alphabet = Alphabet("abc")
     uniform = _lm(tmp_path, ["abc"], order=1)  # every character and </s> seen once: all 1/4
     assert np.allclose(np.exp(uniform.log_probs(uniform.state(""))), 0.25)
-    search = PrefixBeamSearch(alphabet, BeamConfig(beam=1, prune=0, lm_weight=0.0), lm=uniform)
+    search = PrefixBeamSearch(alphabet, beam=1, prune=0, lm_weight=0.0, lm=uniform)
     for _ in range(50):
         lp = _random_ctc(rng, 12, 4, peaky=True)
         assert np.exp(lp.max(-1)).min() > 0.5
@@ -52,8 +52,8 @@ def test_beam_width_one_with_uniform_lm_equals_greedy(tmp_path):
 def test_wider_beam_never_worse_than_greedy():
     rng = np.random.default_rng(1)
     alphabet = Alphabet("abcd")
-    search = PrefixBeamSearch(alphabet, BeamConfig(beam=32, prune=0))
-    unbounded = PrefixBeamSearch(alphabet, BeamConfig(beam=100_000, prune=0))
+    search = PrefixBeamSearch(alphabet, beam=32, prune=0)
+    unbounded = PrefixBeamSearch(alphabet, beam=100_000, prune=0)
     for _ in range(30):
         lp = _random_ctc(rng, 6, 5)
         (g, _), = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([6]))
@@ -71,7 +71,7 @@ def test_wider_beam_never_worse_than_greedy():
 def test_beam_search_matches_brute_force(frames, classes):
     rng = np.random.default_rng(frames * 10 + classes)
     alphabet = Alphabet("abc"[: classes - 1])
-    search = PrefixBeamSearch(alphabet, BeamConfig(beam=10_000, prune=0))
+    search = PrefixBeamSearch(alphabet, beam=10_000, prune=0)
     for _ in range(5):
         lp = _random_ctc(rng, frames, classes)
         # every frame path, collapsed: the exact probability of every label sequence
@@ -108,8 +108,8 @@ def test_lm_helps_beam_search_pick_the_likely_word(tmp_path):
     for t, dist in enumerate([{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}, {"e": 0.9}, {0: 0.9}]):
         for k, p in dist.items():
             lp[t, ids[k] if isinstance(k, str) else 0] = math.log(p)
-    plain = PrefixBeamSearch(alphabet, BeamConfig(beam=8))
-    with_lm = PrefixBeamSearch(alphabet, BeamConfig(beam=8, lm_weight=1.0), lm=lm)
+    plain = PrefixBeamSearch(alphabet, beam=8)
+    with_lm = PrefixBeamSearch(alphabet, beam=8, lm_weight=1.0, lm=lm)
     assert alphabet.decode(plain.decode(lp)[0]) == "tce"
     assert alphabet.decode(with_lm.decode(lp)[0]) == "the"
 
@@ -118,14 +118,14 @@ def test_lexicon_only_emits_lexicon_words():
     rng = np.random.default_rng(3)
     alphabet = Alphabet("abno ")
     lexicon = Lexicon(["banana", "no", "a"])
-    search = PrefixBeamSearch(alphabet, BeamConfig(beam=16, prune=0), lexicon=lexicon)
+    search = PrefixBeamSearch(alphabet, beam=16, prune=0, lexicon=lexicon)
     for _ in range(40):
         lp = _random_ctc(rng, 14, len(alphabet))
         labels, score = search.decode(lp)
         text = alphabet.decode(labels)
         assert all(w in lexicon.words for w in text.split()), text
     # with OOV allowed, the same frames may leave the lexicon
-    free = PrefixBeamSearch(alphabet, BeamConfig(beam=16, prune=0, oov_penalty=0.0))
+    free = PrefixBeamSearch(alphabet, beam=16, prune=0, oov_penalty=0.0)
     outputs = {alphabet.decode(free.decode(_random_ctc(rng, 14, len(alphabet)))[0]) for _ in range(40)}
     assert any(w not in lexicon.words for t in outputs for w in t.split())
 
@@ -137,7 +137,7 @@ def test_lexicon_from_text_splits_off_punctuation():
 def test_lm_must_cover_model_alphabet(tmp_path):
     lm = _lm(tmp_path, ["abc abc"])
     with pytest.raises(HandwriteError, match="does not cover.*'z'"):
-        PrefixBeamSearch(Alphabet("abcz "), BeamConfig(lm_weight=1), lm=lm)
+        PrefixBeamSearch(Alphabet("abcz "), lm_weight=1, lm=lm)
 
 
 def test_lm_build_and_load_errors(tmp_path):

@@ -25,7 +25,8 @@ from handwrite.datasets import load_dataset, read_iam, read_pairs, read_tsv
 from handwrite.decoding import load_spec
 from handwrite.errors import HandwriteError
 from handwrite.lm import CharLM, build_arpa, write_arpa
-from handwrite.model import CRNN, ModelConfig
+from handwrite.config import ModelConfig
+from handwrite.model import CRNN
 from handwrite.preprocess import load_line
 
 from conftest import COPISTE_MINI, IAM_MINI

@@ -5,7 +5,8 @@ from PIL import Image
 
 from handwrite.codec import Alphabet
 from handwrite.datasets import load_dataset
-from handwrite.model import CRNN, BiLSTM, ModelConfig
+from handwrite.config import ModelConfig
+from handwrite.model import CRNN, BiLSTM
 from handwrite.preprocess import LineDataset, WidthBatchSampler, collate, load_line
 
 from conftest import IAM_MINI

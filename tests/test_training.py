@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from handwrite import checkpoint
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
-from handwrite.model import ModelConfig
-from handwrite.train import TrainConfig, train
+from handwrite.config import ModelConfig, TrainConfig
+from handwrite.train import train
 
 from conftest import IAM_MINI, TINY
 

@@ -1,0 +1,118 @@
+"""Every setting of handwrite, in one place: typed dataclasses with their defaults and range checks.
+
+* :class:`ModelConfig`  -- the network's shape; saved inside every model file.
+* :class:`TrainConfig`  -- how a run trains; saved inside ``last.pt`` and ``best.pt``.
+* :class:`DecoderSpec`  -- how lines are decoded; saved beside a model by ``lm tune``.
+
+Each check runs when the object is made, so the CLI (which reads its defaults from
+here) and a Python caller get the same rule and the same message, before any work.
+Kept free of torch, so that reading settings costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import HandwriteError, check_number
+
+# A wider beam costs time and memory in proportion; past a thousand it only exhausts the machine.
+MAX_BEAM = 1024
+
+
+@dataclass
+class ModelConfig:
+    height: int = 64  # input line height in pixels
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 96])
+    width_pools: int = 3  # the first this-many blocks also halve the width
+    lstm_hidden: int = 256
+    lstm_layers: int = 3
+    dropout: float = 0.2
+    num_classes: int = 0  # alphabet size + blank; set from the codec
+
+    def __post_init__(self):
+        check_number("height", self.height, 8, 1024, integer=True)
+        if not self.channels or len(self.channels) > 8:
+            raise HandwriteError("channels must list 1 to 8 conv blocks")
+        for c in self.channels:
+            check_number("channels", c, 1, 4096, integer=True)
+        check_number("lstm_hidden", self.lstm_hidden, 1, 4096, integer=True)
+        check_number("lstm_layers", self.lstm_layers, 1, 32, integer=True)
+        check_number("dropout", self.dropout, 0, 1)
+        if self.dropout >= 1:
+            raise HandwriteError(f"dropout must be < 1 (got {self.dropout!r}); 1 would drop everything")
+        if self.height % (2 ** len(self.channels)):
+            raise HandwriteError(f"height {self.height} must be divisible by 2**{len(self.channels)} (one halving per block)")
+        if not 0 <= self.width_pools <= len(self.channels):
+            raise HandwriteError("width_pools must be between 0 and the number of conv blocks")
+
+    @property
+    def width_reduction(self) -> int:
+        return 2**self.width_pools
+
+
+FREEZABLE = ("", "cnn")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    max_minutes: float | None = None  # wall-clock budget, validation included
+    max_steps: int | None = None  # stop after this many optimizer steps in all
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    lr_patience: int = 3  # epochs without improvement before the learning rate is halved
+    patience: int = 10  # epochs without improvement before training stops
+    grad_clip: float = 5.0
+    augment: bool = True
+    seed: int = 42
+    workers: int = 1  # DataLoader processes preparing batches beside the training loop
+    save_every: int = 1000  # steps between resumable checkpoints inside an epoch
+    init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
+    precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
+    freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are
+
+    def __post_init__(self):
+        check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
+        check_number("max_minutes", self.max_minutes, 0, None, low_open=True, optional=True)
+        check_number("max_steps", self.max_steps, 1, None, integer=True, optional=True)
+        check_number("batch_size", self.batch_size, 1, 4096, integer=True)
+        check_number("lr", self.lr, 0, 10, low_open=True)
+        check_number("weight_decay", self.weight_decay, 0, 10)
+        check_number("warmup_steps", self.warmup_steps, 1, None, integer=True)
+        check_number("lr_patience", self.lr_patience, 1, None, integer=True)
+        check_number("patience", self.patience, 1, None, integer=True)
+        check_number("grad_clip", self.grad_clip, 0, None, low_open=True)
+        check_number("workers", self.workers, 0, 256, integer=True)
+        check_number("save_every", self.save_every, 1, None, integer=True)
+        if self.precision not in ("fp32", "bf16"):
+            raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
+        if self.freeze not in FREEZABLE:
+            raise HandwriteError(f"freeze: unknown part {self.freeze!r}; choose one of {', '.join(map(repr, FREEZABLE))}")
+
+
+@dataclass
+class DecoderSpec:
+    """Which decoder to run and with what; what `lm tune` saves beside a model (``.decoding.json``)."""
+
+    decoder: str = "greedy"  # greedy | beam
+    lm: str | None = None
+    lexicon: str | None = None
+    beam: int = 16
+    lm_weight: float = 0.5  # alpha: weight of the LM's log-probability
+    insertion_bonus: float = 0.0  # beta: added per character, offsets the LM's bias to short outputs
+    prune: float = 1e-3  # characters below this probability in a frame are not tried there
+    oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
+
+    def __post_init__(self):
+        if self.decoder not in ("greedy", "beam"):
+            raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
+        for name in ("lm", "lexicon"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise HandwriteError(f"{name} must be a file name (got {getattr(self, name)!r})")
+        check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
+        check_number("lm_weight", self.lm_weight, -100, 100)
+        check_number("insertion_bonus", self.insertion_bonus, -100, 100)
+        check_number("prune", self.prune, 0, 1)
+        check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
