@@ -18,7 +18,11 @@ from typing import Optional
 
 import typer
 
+from .config import INFERENCE_BATCH, MAX_BEAM, DecoderSpec, ModelConfig, TrainConfig
 from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_OK, EXIT_PARTIAL, HandwriteError, check_number
+
+# The defaults every option shows and uses: the settings objects' own (one source of truth).
+_TRAIN, _MODEL, _SPEC = TrainConfig(), ModelConfig(), DecoderSpec()
 
 app = typer.Typer(
     add_completion=False,
@@ -150,9 +154,9 @@ class Decoder(str, Enum):
 DecoderOpt = typer.Option(None, "--decoder", help="greedy or beam (default: the model's saved settings, else greedy).")
 LmOpt = typer.Option(None, "--lm", help="Character n-gram LM (ARPA, from `handwrite lm build`); implies --decoder beam.")
 LexiconOpt = typer.Option(None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty.")
-BeamOpt = typer.Option(None, "--beam", help="Beam width (default 16).")
-LmWeightOpt = typer.Option(None, "--lm-weight", help="LM weight alpha (default 0.5).")
-BonusOpt = typer.Option(None, "--insertion-bonus", help="Per-character bonus beta (default 0).")
+BeamOpt = typer.Option(None, "--beam", help=f"Beam width (default {_SPEC.beam}, at most {MAX_BEAM}).")
+LmWeightOpt = typer.Option(None, "--lm-weight", help=f"LM weight alpha (default {_SPEC.lm_weight}).")
+BonusOpt = typer.Option(None, "--insertion-bonus", help=f"Per-character bonus beta (default {_SPEC.insertion_bonus}).")
 OovOpt = typer.Option(None, "--oov-penalty", help="Allow words outside the lexicon at this log-penalty each.")
 WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
 
@@ -186,7 +190,6 @@ def _load_recognizer(model, device, batch_size, workers, threads, *decoding):
 def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
     from dataclasses import replace
 
-    from .config import DecoderSpec
     from .decoding import load_spec
 
     spec = load_spec(model) or DecoderSpec()
@@ -212,23 +215,23 @@ def train(
     val_split: Optional[str] = typer.Option(None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."),
     fmt: Format = FormatOpt,
     include_err: bool = typer.Option(False, "--include-err", help="IAM: also use lines marked 'err'."),
-    epochs: int = typer.Option(100, help="Maximum number of epochs."),
+    epochs: int = typer.Option(_TRAIN.epochs, help="Maximum number of epochs."),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; training stops cleanly when it is spent."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps in all."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b"),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
-    warmup_steps: int = typer.Option(300, "--warmup-steps", help="Steps of linear learning-rate warm-up."),
-    freeze: str = typer.Option("", "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."),
-    patience: int = typer.Option(10, help="Stop after this many epochs without a better validation CER."),
-    augment: bool = typer.Option(True, "--augment/--no-augment", help="Random distortions of training images."),
-    height: int = typer.Option(64, help="Line height in pixels the model reads."),
-    lstm_hidden: int = typer.Option(256, "--lstm-hidden"),
-    lstm_layers: int = typer.Option(3, "--lstm-layers"),
-    channels: str = typer.Option("16,32,64,96", "--channels", help="Channels of the conv blocks, comma-separated; each block halves the height."),
-    width_pools: int = typer.Option(3, "--width-pools", help="How many of the first conv blocks also halve the width."),
-    dropout: float = typer.Option(0.2, "--dropout"),
-    seed: int = typer.Option(42),
-    workers: int = typer.Option(1, help="Processes preparing batches beside the training loop (0: none)."),
+    batch_size: int = typer.Option(_TRAIN.batch_size, "--batch-size", "-b"),
+    lr: float = typer.Option(_TRAIN.lr, "--lr", help="Peak learning rate (AdamW)."),
+    warmup_steps: int = typer.Option(_TRAIN.warmup_steps, "--warmup-steps", help="Steps of linear learning-rate warm-up."),
+    freeze: str = typer.Option(_TRAIN.freeze, "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."),
+    patience: int = typer.Option(_TRAIN.patience, help="Stop after this many epochs without a better validation CER."),
+    augment: bool = typer.Option(_TRAIN.augment, "--augment/--no-augment", help="Random distortions of training images."),
+    height: int = typer.Option(_MODEL.height, help="Line height in pixels the model reads."),
+    lstm_hidden: int = typer.Option(_MODEL.lstm_hidden, "--lstm-hidden"),
+    lstm_layers: int = typer.Option(_MODEL.lstm_layers, "--lstm-layers"),
+    channels: str = typer.Option(",".join(map(str, _MODEL.channels)), "--channels", help="Channels of the conv blocks, comma-separated; each block halves the height."),
+    width_pools: int = typer.Option(_MODEL.width_pools, "--width-pools", help="How many of the first conv blocks also halve the width."),
+    dropout: float = typer.Option(_MODEL.dropout, "--dropout"),
+    seed: int = typer.Option(_TRAIN.seed),
+    workers: int = typer.Option(_TRAIN.workers, help="Processes preparing batches beside the training loop (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available). Under torchrun each process takes its LOCAL_RANK's GPU."),
@@ -238,7 +241,6 @@ def train(
 ):
     """Train a model (or resume training) and keep the one with the best validation CER."""
     from . import train as training
-    from .config import ModelConfig
 
     _threads(threads)
     if val is None and val_split is None:
@@ -254,7 +256,7 @@ def train(
         height=height, channels=channel_list, width_pools=width_pools,
         lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, dropout=dropout,
     )
-    cfg = training.TrainConfig(
+    cfg = TrainConfig(
         epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
         patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
         precision=precision.value, warmup_steps=warmup_steps, freeze=freeze,
@@ -280,7 +282,7 @@ def evaluate(
     report: Optional[Path] = typer.Option(None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."),
     report_format: ReportFormat = typer.Option(ReportFormat.tsv, "--report-format"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
     lm: Optional[Path] = LmOpt,
@@ -344,7 +346,7 @@ def transcribe(
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per line, with confidence; page / alto: one XML file per line image, in --out DIR."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="text/jsonl: write the results to this file (atomically) instead of standard output. With PAGE/ALTO inputs or --output page|alto: the folder to write the XML files into."),
     in_place: bool = typer.Option(False, "--in-place", help="Write the results into the given PAGE/ALTO files themselves (atomically) instead of copies in --out."),
-    batch_size: int = typer.Option(16, "--batch-size", "-b"),
+    batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
     lm: Optional[Path] = LmOpt,
@@ -545,7 +547,6 @@ def lm_tune(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
-    from .config import DecoderSpec
     from .decoding import save_spec
     from .progress import bar
     from .recognize import Recognizer, best_setting, tune_decoder

@@ -15,7 +15,7 @@ import torch
 from . import checkpoint, decoding
 from .codec import Alphabet
 from .datasets import IMAGE_SUFFIXES, LineRecord
-from .config import DecoderSpec
+from .config import INFERENCE_BATCH, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .metrics import ErrorCounts, cer
@@ -104,7 +104,7 @@ class Recognizer:
     ``cache`` keeps decoded images (training validates on the same lines every epoch).
     """
 
-    def __init__(self, model, alphabet, device="cpu", batch_size: int = 16, cache: bool = False,
+    def __init__(self, model, alphabet, device="cpu", batch_size: int = INFERENCE_BATCH, cache: bool = False,
                  decoder: DecoderSpec | None = None, workers: int = 1):
         _check_settings(batch_size, workers)
         self.model, self.alphabet = model, alphabet
@@ -117,7 +117,7 @@ class Recognizer:
         self.workers = workers
 
     @classmethod
-    def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = 16,
+    def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = INFERENCE_BATCH,
              decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
         _check_settings(batch_size, workers)  # before the model loads: a bad number fails fast
         device = str(resolve_device(device))

@@ -194,7 +194,7 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
         # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    validator = Recognizer(model, alphabet, device=str(dev), batch_size=16, cache=True)
+    validator = Recognizer(model, alphabet, device=str(dev), cache=True)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
