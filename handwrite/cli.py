@@ -129,6 +129,31 @@ def _read_data(paths, fmt, split, include_err=False):
     return records, len(report.problems)
 
 
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Files, folders (searched recursively for images and PAGE/ALTO files) and glob patterns,
+    in the given order. A folder that holds page files yields those, not their page images.
+
+    A name that matches nothing is kept as is, so it is reported as missing
+    rather than silently dropped.
+    """
+    import glob
+
+    from .datasets import IMAGE_SUFFIXES
+    from .pagexml import xml_flavour
+
+    paths: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            pages = sorted(q for q in p.rglob("*.xml") if xml_flavour(q) is not None)
+            paths += pages or sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+        elif not p.exists() and glob.has_magic(item):
+            paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
+        else:
+            paths.append(p)
+    return paths
+
+
 def _exit_code(failed: int, total: int) -> int:
     """Some inputs failed: partial success; all of them: nothing was produced."""
     return EXIT_OK if not failed else EXIT_INPUT if failed == total else EXIT_PARTIAL
@@ -161,48 +186,24 @@ OovOpt = typer.Option(None, "--oov-penalty", help="Allow words outside the lexic
 WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
 
 
-def _default_model() -> Path:
-    """The model shipped in the repository's models/default/, used when no --model is given."""
-    return Path(__file__).resolve().parents[1] / "models" / "default" / "model.pt"
-
-
-def _check_model(model: Path) -> Path:
-    if model == _default_model() and not model.is_file():
-        raise HandwriteError(f"no --model given and no default model installed at {model}; pass --model FILE")
-    return model
-
-
 ModelOpt = typer.Option(
-    _default_model(), "--model", "-m", show_default="the shipped default model",
-    help="Model file (.pt), from `handwrite train` or models/.",
+    None, "--model", "-m", show_default="the shipped default model",
+    help="Model file: .pt from `handwrite train`, or .onnx from `handwrite export`.",
 )
 
 
-def _load_recognizer(model, device, batch_size, workers, threads, *decoding):
-    """Thread setting, decoding settings (saved beside the model, then flags) and the model: what eval and transcribe share."""
-    from .recognize import Recognizer
+def _load_recognizer(model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight,
+                     insertion_bonus, oov_penalty):
+    """Thread setting, then the model bundle with its saved decoding under the flags: what eval and
+    transcribe share (the same handwrite.load a Python caller uses)."""
+    from .bundle import load
 
     _threads(threads)
-    spec = _decoder_spec(_check_model(model), *decoding)
-    return spec, Recognizer.load(model, device, batch_size, spec, workers)
-
-
-def _decoder_spec(model: Path, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty):
-    from dataclasses import replace
-
-    from .decoding import load_spec
-
-    spec = load_spec(model) or DecoderSpec()
-    given = {
-        "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None, "beam": beam,
-        "lm_weight": lm_weight, "insertion_bonus": insertion_bonus, "oov_penalty": oov_penalty,
-    }
-    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
-    if decoder is not None:
-        spec = replace(spec, decoder=decoder.value)
-    elif lm or lexicon:
-        spec = replace(spec, decoder="beam")
-    return spec
+    recognizer = load(
+        model, device=device, batch_size=batch_size, workers=workers, decoder=decoder.value if decoder else None,
+        lm=lm, lexicon=lexicon, beam=beam, lm_weight=lm_weight, insertion_bonus=insertion_bonus, oov_penalty=oov_penalty,
+    )
+    return recognizer.spec, recognizer
 
 
 @app.command()
@@ -240,7 +241,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
     """Train a model (or resume training) and keep the one with the best validation CER."""
-    from . import train as training
+    from . import training
 
     _threads(threads)
     if val is None and val_split is None:
@@ -274,7 +275,7 @@ def train(
 @app.command("eval")
 @_user_errors
 def evaluate(
-    model: Path = ModelOpt,
+    model: Optional[Path] = ModelOpt,
     data: Path = typer.Argument(..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
     fmt: Format = FormatOpt,
@@ -298,7 +299,7 @@ def evaluate(
     """Character and word error rates of MODEL on a dataset."""
     from .atomic import atomic_write
     from .progress import bar
-    from .recognize import evaluate as run_eval
+    from .metrics import evaluate as run_eval
 
     _output_file(report)
     spec, recognizer = _load_recognizer(
@@ -341,7 +342,7 @@ def _report(ev, fmt: ReportFormat) -> str:
 @app.command()
 @_user_errors
 def transcribe(
-    model: Path = ModelOpt,
+    model: Optional[Path] = ModelOpt,
     images: list[str] = typer.Argument(..., help="Line images and/or PAGE/ALTO files: files, folders or glob patterns; '-' reads paths from standard input."),
     output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per line, with confidence; page / alto: one XML file per line image, in --out DIR."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="text/jsonl: write the results to this file (atomically) instead of standard output. With PAGE/ALTO inputs or --output page|alto: the folder to write the XML files into."),
@@ -367,7 +368,7 @@ def transcribe(
     from .atomic import atomic_write
     from .pagexml import xml_flavour
     from .progress import bar
-    from .recognize import expand_inputs, line_document, transcribe_page
+    from .recognize import line_document, transcribe_page
 
     if "-" in images:
         # one path per line, as `find ... -name '*.png' | handwrite transcribe -` gives them
@@ -531,7 +532,7 @@ def lm_compile(
 @lm_app.command("tune")
 @_user_errors
 def lm_tune(
-    model: Path = ModelOpt,
+    model: Optional[Path] = ModelOpt,
     data: list[Path] = typer.Argument(..., help="Validation dataset(s); several are joined."),
     lm: Path = typer.Option(..., "--lm", help="ARPA LM to tune the weights of."),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
@@ -549,7 +550,8 @@ def lm_tune(
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
     from .decoding import save_spec
     from .progress import bar
-    from .recognize import Recognizer, best_setting, tune_decoder
+    from .bundle import load, model_path
+    from .decoding import best_setting, tune_decoder
 
     _threads(threads)
     try:
@@ -558,7 +560,8 @@ def lm_tune(
     except ValueError:
         _fail("--weights and --bonuses take comma-separated numbers")
     base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
-    recognizer = Recognizer.load(_check_model(model))
+    model = model_path(model)
+    recognizer = load(model, spec=DecoderSpec())  # the network only: tuning runs its own searches
     records, _ = _read_data(data, fmt, split)
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)

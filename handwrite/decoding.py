@@ -18,7 +18,8 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -205,21 +206,30 @@ class PrefixBeamSearch:
         return list(best), float(best_score)
 
     def _extend(self, word: str, label: int) -> tuple[str, float] | None:
-        """(partial word, added penalty) after appending ``label``; None if the lexicon forbids it."""
+        """(partial word, added penalty) after appending ``label``; None if the lexicon forbids it.
+
+        A word is charged the OOV penalty at the character where it leaves the lexicon's prefixes,
+        not when it ends: charged at its end, a word the beam should drop would rank as if free
+        until then, and the search would rather defer the charge (by gluing words together) than
+        keep the in-lexicon reading alive."""
         if self.lexicon is None:
             return "", 0.0
         if self.is_word_char[label]:
             longer = word + self.alphabet.chars[label - 1]
-            if longer in self.lexicon.prefixes or self.oov_penalty is not None:
+            if longer in self.lexicon.prefixes:
                 return longer, 0.0
-            return None
+            if self.oov_penalty is None:
+                return None
+            leaving = word in self.lexicon.prefixes  # else it left earlier and was charged then
+            return longer, -self.oov_penalty if leaving else 0.0
         penalty = self._close_word(word)
         return None if penalty is None else ("", penalty)
 
     def _close_word(self, word: str) -> float | None:
-        """Penalty for ending the partial word here: 0 for a lexicon word (or none),
-        -oov_penalty for another word where those are allowed, None where they are not."""
-        if self.lexicon is None or not word or word in self.lexicon.words:
+        """Penalty for ending the partial word here: 0 for a lexicon word, for none, or for a word
+        already charged when it left the lexicon; -oov_penalty for a lexicon prefix that is not a
+        word, where other words are allowed; None where they are not."""
+        if self.lexicon is None or not word or word in self.lexicon.words or word not in self.lexicon.prefixes:
             return 0.0
         return None if self.oov_penalty is None else -self.oov_penalty
 
@@ -284,3 +294,42 @@ def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
             raw[name] = os.path.relpath(Path(raw[name]).resolve(), path.parent.resolve())
     atomic_write(path, lambda f: f.write((json.dumps(raw, indent=1) + "\n").encode("utf-8")))
     return path
+
+
+def tune_decoder(recognizer, records: Sequence, base: DecoderSpec,
+                 weights: Sequence[float], bonuses: Sequence[float], progress=None) -> list[dict]:
+    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first.
+
+    The network runs once; only the search is repeated, sharing one LM and its cache. An
+    unreadable line counts as an empty hypothesis (all its characters wrong), as in evaluation.
+    """
+    from .metrics import ErrorCounts
+
+    _, frames = recognizer.frames([r.image for r in records])
+    alphabet = recognizer.alphabet
+    counts = ErrorCounts()
+    for k, rec in enumerate(records):
+        counts.add(rec.text, alphabet.decode(frames[k][1]) if k in frames else "")
+    rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
+    search = build_search(replace(base, decoder="beam"), alphabet)
+    for w in weights:
+        for bonus in bonuses:
+            search.lm_weight, search.insertion_bonus = w, bonus
+            counts = ErrorCounts()
+            for k, rec in enumerate(records):
+                counts.add(rec.text, alphabet.decode(search.decode(frames[k][0])[0]) if k in frames else "")
+            rows.append({"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer})
+            if progress:
+                progress(1)
+    return rows
+
+
+def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, DecoderSpec]:
+    """The row of ``tune_decoder`` to keep, and the decoder settings it stands for.
+
+    An LM of other text can hurt; the user asked for this LM, so greedy wins only when strictly better.
+    """
+    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
+    if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
+        return rows[0], DecoderSpec(decoder="greedy")
+    return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])

@@ -32,7 +32,7 @@ def open_image(path: str | Path) -> Image.Image:
                 if getattr(im, "n_frames", 1) > 1:
                     raise HandwriteError(f"{path}: holds {im.n_frames} pages; give one image per file")
                 im.load()
-                return _to_grey(im)
+                return to_grey(im)
     except FileNotFoundError:
         raise HandwriteError(f"{path}: image not found") from None
     except Image.DecompressionBombError as e:
@@ -41,7 +41,8 @@ def open_image(path: str | Path) -> Image.Image:
         raise HandwriteError(f"{path}: not a readable image ({e})") from None
 
 
-def _to_grey(im: Image.Image) -> Image.Image:
+def to_grey(im: Image.Image) -> Image.Image:
+    """An image as 8-bit greyscale, as a person would see it (see :func:`open_image`)."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0

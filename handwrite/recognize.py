@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import glob
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import checkpoint, decoding
+from . import decoding
 from .codec import Alphabet
-from .datasets import IMAGE_SUFFIXES, LineRecord
 from .config import INFERENCE_BATCH, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
-from .metrics import ErrorCounts, cer
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results, xml_flavour
-from .preprocess import collate, prepare_line, read_line_image, to_tensor
+from .batching import collate
+from .preprocess import prepare_line, read_line_image, to_tensor
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,7 @@ class Glyph:
 
 @dataclass
 class Transcription:
-    path: Path | LineCrop
+    path: Path | LineCrop | object  # the line as given: a file, a page crop, or an in-memory image
     text: str | None = None
     confidence: float | None = None
     error: str | None = None  # set instead of text when the image could not be read
@@ -53,45 +50,12 @@ class Transcription:
         return [w for w in out if w]
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[Path]:
-    """Files, folders (searched recursively for images and PAGE/ALTO files) and glob patterns,
-    in the given order. A folder that holds page files yields those, not their page images.
-
-    A name that matches nothing is kept as is, so it is reported as missing
-    rather than silently dropped.
-    """
-    paths: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            pages = sorted(q for q in p.rglob("*.xml") if xml_flavour(q) is not None)
-            paths += pages or sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
-        elif not p.exists() and glob.has_magic(item):
-            paths += sorted(Path(q) for q in glob.glob(item, recursive=True))
-        else:
-            paths.append(p)
-    return paths
-
-
-def resolve_device(device: str, index: int | None = None) -> torch.device:
-    """``cpu``, ``cuda[:N]`` or ``auto`` (CUDA when available); ``index`` picks the GPU (a torchrun rank's)."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise HandwriteError("--device cuda: no CUDA device is available to torch here")
-        return torch.device("cuda", index) if index is not None else torch.device(device)
-    if device != "cpu":
-        raise HandwriteError(f"unknown device {device!r}; choose cpu, cuda or auto")
-    return torch.device("cpu")
-
-
 # Lines decoded and sorted by width together when streaming: enough for batches of similar widths
 # (little padding), few enough that memory does not grow with the number of lines.
 STREAM_CHUNK = 256
 
 
-def _check_settings(batch_size: int, workers: int) -> None:
+def check_settings(batch_size: int, workers: int) -> None:
     check_number("batch_size", batch_size, 1, 4096, integer=True)
     check_number("workers", workers, 1, 256, integer=True)
 
@@ -106,7 +70,7 @@ class Recognizer:
 
     def __init__(self, model, alphabet, device="cpu", batch_size: int = INFERENCE_BATCH, cache: bool = False,
                  decoder: DecoderSpec | None = None, workers: int = 1):
-        _check_settings(batch_size, workers)
+        check_settings(batch_size, workers)
         self.model, self.alphabet = model, alphabet
         self.device = torch.device(device)
         self.height = model.cfg.height
@@ -116,30 +80,25 @@ class Recognizer:
         self.search = build_search(self.spec, alphabet)  # None: greedy
         self.workers = workers
 
-    @classmethod
-    def load(cls, model_path: str | Path, device: str = "cpu", batch_size: int = INFERENCE_BATCH,
-             decoder: DecoderSpec | None = None, workers: int = 1) -> "Recognizer":
-        _check_settings(batch_size, workers)  # before the model loads: a bad number fails fast
-        device = str(resolve_device(device))
-        if Path(model_path).suffix == ".onnx":  # from `handwrite export`: runs in onnxruntime, on CPU
-            from .export import OnnxNetwork
-
-            if device != "cpu":
-                raise HandwriteError(f"{model_path}: ONNX models run on the CPU here; drop --device")
-            net = OnnxNetwork(Path(model_path), torch.get_num_threads())
-            return cls(net, net.alphabet, device, batch_size, decoder=decoder, workers=workers)
-        model, alphabet, _ = checkpoint.load_model(Path(model_path), map_location=device)
-        return cls(model.to(device), alphabet, device, batch_size, decoder=decoder, workers=workers)
-
     def _load(self, source) -> tuple[np.ndarray, tuple[int, int]]:
-        """The network's input for a line (path or page crop), and the line image's own size."""
-        if self._cache is not None and source in self._cache:
+        """The network's input for a line (file, page crop, PIL image or array), and its own size."""
+        cached = self._cache is not None and isinstance(source, (Path, LineCrop))
+        if cached and source in self._cache:
             return self._cache[source]
         grey = read_line_image(source)
-        item = prepare_line(grey, self.height, source), grey.size
-        if self._cache is not None:
+        item = prepare_line(grey, self.height, source if isinstance(source, (Path, LineCrop)) else "image"), grey.size
+        if cached:
             self._cache[source] = item
         return item
+
+    def read(self, image, positions: bool = True) -> "Transcription":
+        """One line: a file path, a PIL image or a numpy array (greyscale or RGB, uint8) -> its
+        :class:`Transcription` (``text``, ``confidence``, and with ``positions`` the ``glyphs`` and
+        ``words()`` placed along the image). An unusable image raises HandwriteError."""
+        result = self.transcribe([image], positions=positions)[0]
+        if result.error:
+            raise HandwriteError(result.error)
+        return result
 
     def _network(self, lines: Sequence[np.ndarray]) -> list[tuple[np.ndarray, list[int], float]]:
         """Per line: frame log-probabilities (T, C), greedy labels and confidence."""
@@ -162,12 +121,31 @@ class Recognizer:
         for start in range(0, len(paths), chunk):
             yield from self.transcribe(paths[start : start + chunk], progress, positions)
 
-    def transcribe(self, paths: Sequence[Path | LineCrop], progress: Callable[[int], None] | None = None,
+    def transcribe(self, paths: Sequence, progress: Callable[[int], None] | None = None,
                    positions: bool = False) -> list[Transcription]:
-        """One result per line image (a path or a page crop), in order; unreadable images get ``error``
-        and do not stop the rest. ``positions`` also aligns each text to its image (``glyphs``)."""
+        """One result per line image (a file, a page crop, a PIL image or an array), in order;
+        unreadable images get ``error`` and do not stop the rest. ``positions`` also aligns each
+        text to its image (``glyphs``)."""
         advance = progress or (lambda n: None)
-        results = [Transcription(Path(p) if isinstance(p, str) else p) for p in paths]
+        results, frames = self.frames(paths, advance, count_done=self.search is None)
+        keys = list(frames)
+        if self.search is None:
+            decoded = [frames[k][1] for k in keys]
+        else:
+            decoded = list(self._beam([frames[k][0] for k in keys], advance))
+        for k, labels in zip(keys, decoded):
+            results[k].text = self.alphabet.decode(labels)
+            if positions:
+                self._place(results[k], frames[k][0], labels)
+        return results
+
+    def frames(self, sources: Sequence, advance=lambda n: None, count_done: bool = True):
+        """Run the network over lines: one :class:`Transcription` per source (with ``error``, or with
+        ``size`` and the greedy ``confidence``), and index -> (frame log-probabilities (T, C), greedy
+        labels) for every readable line. ``advance`` counts unreadable lines, and the others too
+        with ``count_done``."""
+        # A str is a file name; anything else (Path, LineCrop, PIL image, array) is kept as given.
+        results = [Transcription(Path(p) if isinstance(p, str) else p) for p in sources]
         loaded: list[tuple[int, np.ndarray]] = []
         for k, r in enumerate(results):
             try:
@@ -178,26 +156,15 @@ class Recognizer:
                 advance(1)
         # Sorting by width before batching keeps padding (wasted work) small.
         loaded.sort(key=lambda item: item[1].shape[1])
-        frames: dict[int, np.ndarray] = {}
+        out: dict[int, tuple[np.ndarray, list[int]]] = {}
         for b in range(0, len(loaded), self.batch_size):
             chunk = loaded[b : b + self.batch_size]
             for (k, _), (lp, labels, conf) in zip(chunk, self._network([x for _, x in chunk])):
                 results[k].confidence = conf
-                if self.search is None:
-                    results[k].text = self.alphabet.decode(labels)
-                    if positions:
-                        self._place(results[k], lp, labels)
-                else:
-                    frames[k] = lp
-            if self.search is None:
+                out[k] = (lp, labels)
+            if count_done:
                 advance(len(chunk))
-        if self.search is not None:
-            keys = list(frames)
-            for k, labels in zip(keys, self._beam([frames[k] for k in keys], advance)):
-                results[k].text = self.alphabet.decode(labels)
-                if positions:
-                    self._place(results[k], frames[k], labels)
-        return results
+        return results, dict(sorted(out.items()))
 
     def _place(self, result: Transcription, log_probs: np.ndarray, labels: list[int]) -> None:
         """Glyph positions from the CTC alignment. CTC marks a character by a spike of one or a few
@@ -237,94 +204,6 @@ def _start_worker(spec: DecoderSpec, chars: list[str]) -> None:
 
 def _decode_in_worker(log_probs: np.ndarray) -> list[int]:
     return _worker_search.decode(log_probs)[0]
-
-
-@dataclass
-class LineResult:
-    id: str
-    reference: str
-    hypothesis: str | None
-    cer: float | None
-    error: str | None = None
-
-
-@dataclass
-class Evaluation:
-    counts: ErrorCounts
-    lines: list[LineResult]
-    unknown_chars: Counter = field(default_factory=Counter)
-    failed: int = 0
-
-    def summary(self) -> dict:
-        return {
-            "lines": self.counts.lines,
-            "failed": self.failed,
-            "cer": self.counts.cer,
-            "wer": self.counts.wer,
-            "char_errors": self.counts.char_edits,
-            "chars": self.counts.chars,
-            "word_errors": self.counts.word_edits,
-            "words": self.counts.words,
-            "unknown_chars": dict(self.unknown_chars.most_common()),
-        }
-
-
-def evaluate(recognizer: Recognizer, records: Sequence[LineRecord], progress=None) -> Evaluation:
-    """CER/WER of the recognizer on ``records``.
-
-    An unreadable image counts as an empty hypothesis (all its characters
-    wrong) rather than being dropped, so failures cannot flatter the score.
-    """
-    results = recognizer.transcribe([r.image for r in records], progress)
-    ev = Evaluation(ErrorCounts(), [])
-    for rec, res in zip(records, results):
-        for c in rec.text:
-            if c not in recognizer.alphabet:
-                ev.unknown_chars[c] += 1
-        hyp = res.text if res.error is None else ""
-        ev.failed += res.error is not None
-        ev.counts.add(rec.text, hyp)
-        ev.lines.append(LineResult(rec.id, rec.text, res.text, cer(rec.text, hyp), res.error))
-    return ev
-
-
-def tune_decoder(recognizer: Recognizer, records: Sequence[LineRecord], base: DecoderSpec,
-                 weights: Sequence[float], bonuses: Sequence[float], progress=None) -> list[dict]:
-    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first.
-
-    The network runs once; only the search is repeated, sharing one LM and its cache.
-    """
-    frames: list[np.ndarray] = []
-    counts = ErrorCounts()
-    lines = [(rec, recognizer._load(rec.image)[0]) for rec in records]
-    for b in range(0, len(lines), recognizer.batch_size):
-        chunk = lines[b : b + recognizer.batch_size]
-        for (rec, _), (lp, labels, _) in zip(chunk, recognizer._network([x for _, x in chunk])):
-            frames.append(lp)
-            counts.add(rec.text, recognizer.alphabet.decode(labels))
-    rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
-    search = build_search(replace(base, decoder="beam"), recognizer.alphabet)
-    for w in weights:
-        for bonus in bonuses:
-            search.lm_weight, search.insertion_bonus = w, bonus
-            counts = ErrorCounts()
-            for rec, lp in zip(records, frames):
-                counts.add(rec.text, recognizer.alphabet.decode(search.decode(lp)[0]))
-            rows.append({"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer})
-            if progress:
-                progress(1)
-    return rows
-
-
-def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, DecoderSpec]:
-    """The row of ``tune_decoder`` to keep, and the decoder settings it stands for.
-
-    An LM of other text can hurt; the user asked for this LM, so greedy wins only when strictly better.
-    """
-    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
-    if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
-        return rows[0], DecoderSpec(decoder="greedy")
-    return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])
 
 
 @dataclass

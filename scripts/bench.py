@@ -6,8 +6,8 @@
 
 MODEL may be a .pt checkpoint or an .onnx export (`handwrite export`).
 
-``train`` times optimizer steps (forward, CTC, backward, AdamW) on real
-batches after a warm-up, with augmentation running in one DataLoader worker
+``train`` times optimizer steps (handwrite.training.train_step: forward, CTC, backward,
+clipping, AdamW) on real batches after a warm-up, with augmentation running in one DataLoader worker
 as in `handwrite train`. ``infer`` times transcription of already-decoded
 line images (reading and scaling the files included) at batch 1 and batch 16,
 greedy and, with --lm, beam search, plus the model load time. ``read`` times reading
@@ -33,10 +33,11 @@ import torch  # noqa: E402
 from handwrite.codec import Alphabet  # noqa: E402
 from handwrite.datasets import load_dataset  # noqa: E402
 from handwrite.config import DecoderSpec  # noqa: E402
-from handwrite.config import ModelConfig  # noqa: E402
+from handwrite.config import ModelConfig, TrainConfig  # noqa: E402
 from handwrite.model import CRNN  # noqa: E402
-from handwrite.preprocess import LineDataset, WidthBatchSampler, collate  # noqa: E402
-from handwrite.recognize import Recognizer  # noqa: E402
+from handwrite.training import make_optimizer, train_step  # noqa: E402
+from handwrite.batching import LineDataset, WidthBatchSampler, collate  # noqa: E402
+from handwrite.bundle import load  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -44,44 +45,45 @@ def peak_rss_mib() -> float:
 
 
 def bench_train(args) -> dict:
+    """Optimizer steps of `handwrite train`'s own train_step (autocast, clipping, AdamW) on real batches."""
     records = load_dataset(args.data, split=args.split)
     alphabet = Alphabet.from_texts(r.text for r in records)
+    defaults = ModelConfig()
     cfg = ModelConfig(
-        height=args.height, channels=[int(c) for c in args.channels.split(",")], width_pools=args.width_pools,
-        lstm_layers=args.lstm_layers, num_classes=len(alphabet),
+        height=args.height or defaults.height, channels=[int(c) for c in args.channels.split(",")] if args.channels else defaults.channels,
+        width_pools=args.width_pools if args.width_pools is not None else defaults.width_pools,
+        lstm_layers=args.lstm_layers or defaults.lstm_layers, num_classes=len(alphabet),
     )
+    train_cfg = TrainConfig(batch_size=args.batch_size or TrainConfig().batch_size, precision=args.precision)
     torch.manual_seed(0)
     model = CRNN(cfg)
     dataset = LineDataset(records, alphabet, cfg.height, augment=True)
-    sampler = WidthBatchSampler(dataset.widths, args.batch_size, shuffle=True)
+    sampler = WidthBatchSampler(dataset.widths, train_cfg.batch_size, shuffle=True)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model, train_cfg)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     model.train()
     lines, t0 = 0, None
-    for step, (images, widths, targets, target_lengths, _) in enumerate(loader):
+    for step, batch in enumerate(loader):
         if step == args.warmup:
             lines, t0 = 0, time.perf_counter()
-        log_probs, lengths = model(images, widths)
-        loss = ctc(log_probs, targets, lengths, target_lengths)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        lines += len(widths)
+        train_step(model, model, batch, optimizer, ctc, train_cfg.lr, train_cfg, torch.device("cpu"))
+        lines += len(batch[1])
         if step + 1 == args.warmup + args.steps:
             break
     seconds = time.perf_counter() - t0
     return {
-        "mode": "train", "data": str(args.data), "split": args.split, "height": args.height, "channels": cfg.channels, "lstm_layers": cfg.lstm_layers,
-        "batch_size": args.batch_size, "steps": args.steps, "lines": lines,
-        "lines_per_s": round(lines / seconds, 2), "params": sum(p.numel() for p in model.parameters()),
+        "mode": "train", "data": str(args.data), "split": args.split, "height": cfg.height, "channels": cfg.channels,
+        "lstm_layers": cfg.lstm_layers, "batch_size": train_cfg.batch_size, "precision": train_cfg.precision,
+        "steps": args.steps, "lines": lines, "lines_per_s": round(lines / seconds, 2),
+        "params": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib()),
     }
 
 
 def bench_infer(args) -> dict:
     t0 = time.perf_counter()
-    Recognizer.load(args.model)  # .pt, or .onnx from `handwrite export` (run by onnxruntime)
+    load(args.model, spec=DecoderSpec())  # .pt, or .onnx from `handwrite export` (run by onnxruntime)
     load_s = time.perf_counter() - t0
     records = load_dataset(args.data, split=args.split)[: args.lines]
     paths = [r.image for r in records]
@@ -95,7 +97,7 @@ def bench_infer(args) -> dict:
             )
     for name, spec in decoders.items():
         for batch in (1, 16):
-            rec = Recognizer.load(args.model, batch_size=batch, decoder=spec)
+            rec = load(args.model, batch_size=batch, spec=spec)
             rec.transcribe(paths[:16])  # warm-up
             t0 = time.perf_counter()
             rec.transcribe(paths)
@@ -126,11 +128,13 @@ def main():
     t.add_argument("--split", default="train")
     t.add_argument("--steps", type=int, default=60)
     t.add_argument("--warmup", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--height", type=int, default=64)
-    t.add_argument("--channels", default="16,32,64,96")
-    t.add_argument("--width-pools", type=int, default=3)
-    t.add_argument("--lstm-layers", type=int, default=3)
+    # Unset: handwrite's own defaults (ModelConfig, TrainConfig).
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--height", type=int)
+    t.add_argument("--channels")
+    t.add_argument("--width-pools", type=int)
+    t.add_argument("--lstm-layers", type=int)
+    t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     i = sub.add_parser("infer")
     i.add_argument("model", type=Path)
     i.add_argument("data", type=Path)
@@ -138,8 +142,8 @@ def main():
     i.add_argument("--lines", type=int, default=200)
     i.add_argument("--lm", type=Path)
     i.add_argument("--lexicon", type=Path)
-    i.add_argument("--lm-weight", type=float, default=0.5)
-    i.add_argument("--beam", type=int, default=16)
+    i.add_argument("--lm-weight", type=float, default=DecoderSpec().lm_weight)
+    i.add_argument("--beam", type=int, default=DecoderSpec().beam)
     r = sub.add_parser("read")
     r.add_argument("data", type=Path)
     r.add_argument("--split")

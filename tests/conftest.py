@@ -30,7 +30,7 @@ def trained(tmp_path_factory):
     """A tiny model trained on the 6 'ok' training lines of the IAM fixture until it reads them."""
     from handwrite.datasets import load_dataset
     from handwrite.config import ModelConfig, TrainConfig
-    from handwrite.train import train
+    from handwrite.training import train
 
     out = tmp_path_factory.mktemp("run")
     records = load_dataset(IAM_MINI, split="train")

@@ -45,7 +45,9 @@ def test_lm_build_from_dataset_and_text(tmp_path):
 def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train", "--lexicon-out", str(tmp_path / "words.txt")])
     assert r.exit_code == 0, r.output
-    for extra in ([], ["--lm", str(lm)], ["--lm", str(lm), "--lexicon", str(tmp_path / "words.txt")]):
+    words = str(tmp_path / "words.txt")
+    for extra in ([], ["--lm", str(lm)], ["--lm", str(lm), "--lexicon", words],
+                  ["--lm", str(lm), "--lexicon", words, "--oov-penalty", "5"]):
         r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra])
         assert r.exit_code == 0, r.output
         summary = json.loads(r.stdout)

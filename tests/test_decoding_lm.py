@@ -34,14 +34,16 @@ def _lm(tmp_path, texts, order=3) -> CharLM:
     return CharLM.load(path)
 
 
-def test_beam_width_one_with_uniform_lm_equals_greedy(tmp_path):
+def test_beam_width_one_with_a_cancelled_uniform_lm_equals_greedy(tmp_path):
     # When one class holds over half of every frame's mass, no merge of paths
     # can outweigh it, so a width-1 beam must follow the best path.
     rng = np.random.default_rng(0)
     alphabet = Alphabet("abc")
     uniform = _lm(tmp_path, ["abc"], order=1)  # every character and </s> seen once: all 1/4
     assert np.allclose(np.exp(uniform.log_probs(uniform.state(""))), 0.25)
-    search = PrefixBeamSearch(alphabet, beam=1, prune=0, lm_weight=0.0, lm=uniform)
+    # Weight 1 with a bonus of log 4 per character: each character's LM score (log 1/4) is cancelled
+    # exactly, so any mistake in how the LM is applied (wrong index, wrong state) breaks the equality.
+    search = PrefixBeamSearch(alphabet, beam=1, prune=0, lm_weight=1.0, insertion_bonus=math.log(4), lm=uniform)
     for _ in range(50):
         lp = _random_ctc(rng, 12, 4, peaky=True)
         assert np.exp(lp.max(-1)).min() > 0.5
@@ -128,6 +130,34 @@ def test_lexicon_only_emits_lexicon_words():
     free = PrefixBeamSearch(alphabet, beam=16, prune=0, oov_penalty=0.0)
     outputs = {alphabet.decode(free.decode(_random_ctc(rng, 14, len(alphabet)))[0]) for _ in range(40)}
     assert any(w not in lexicon.words for t in outputs for w in t.split())
+
+
+def _spell(alphabet, text, frames_per_char=2, p=0.95):
+    """Frames that spell ``text`` clearly: each character then a blank, each at probability p."""
+    rest = math.log((1 - p) / (len(alphabet) - 1))
+    rows = []
+    for c in text:
+        for label in [alphabet.encode(c)[0]] + [0] * (frames_per_char - 1):
+            row = np.full(len(alphabet), rest)
+            row[label] = math.log(p)
+            rows.append(row)
+    return np.array(rows)
+
+
+def test_lexicon_with_an_oov_penalty_weighs_evidence_against_the_penalty():
+    alphabet = Alphabet("abn ")
+    lexicon = Lexicon(["ban", "a"])
+    lp = _spell(alphabet, "nab ban")  # 'nab' is not in the lexicon, 'ban' is
+
+    def read(oov_penalty):
+        search = PrefixBeamSearch(alphabet, beam=16, prune=0, lexicon=lexicon, oov_penalty=oov_penalty)
+        return alphabet.decode(search.decode(lp)[0])
+
+    assert read(0.0) == "nab ban"  # free: the frames decide
+    assert read(1.0) == "nab ban"  # a small penalty loses to strong evidence
+    strict = read(None)  # lexicon words only
+    assert all(w in lexicon.words for w in strict.split()) and "ban" in strict.split()
+    assert read(200.0) == strict  # a penalty larger than any evidence acts like the strict lexicon
 
 
 def test_lexicon_from_text_splits_off_punctuation():

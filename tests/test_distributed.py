@@ -10,7 +10,7 @@ import torch
 
 from handwrite import checkpoint
 from handwrite.datasets import load_dataset
-from handwrite.recognize import Recognizer
+import handwrite
 
 from conftest import IAM_MINI, TINY
 
@@ -57,7 +57,7 @@ def test_two_process_run_writes_one_checkpoint_that_transcribes(runs):
     assert {k: v.shape for k, v in a["model"].items()} == {k: v.shape for k, v in b["model"].items()}
     assert a["train_state"]["step"] == 6
     records = load_dataset(IAM_MINI)
-    results = Recognizer.load(base / "two" / "best.pt").transcribe([r.image for r in records[:3]])
+    results = handwrite.load(base / "two" / "best.pt").transcribe([r.image for r in records[:3]])
     assert all(r.error is None and isinstance(r.text, str) for r in results)
 
 

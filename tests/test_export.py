@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from handwrite import checkpoint
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
-from handwrite.preprocess import collate, load_line, to_tensor
+from handwrite.batching import collate
+from handwrite.preprocess import load_line, to_tensor
 
 from conftest import IAM_MINI
 

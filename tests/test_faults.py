@@ -75,7 +75,7 @@ def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken
 def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_runs_lock_is_not_stale(tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from pathlib import Path; from handwrite.train import _lock_run_folder;"
+                               "import sys, time; from pathlib import Path; from handwrite.training import _lock_run_folder;"
                                f"f = _lock_run_folder(Path({str(out)!r})); print('locked', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE)
     assert holder.stdout.readline().strip() == b"locked"

@@ -7,7 +7,8 @@ from handwrite.codec import Alphabet
 from handwrite.datasets import load_dataset
 from handwrite.config import ModelConfig
 from handwrite.model import CRNN, BiLSTM
-from handwrite.preprocess import LineDataset, WidthBatchSampler, collate, load_line
+from handwrite.batching import LineDataset, WidthBatchSampler, collate
+from handwrite.preprocess import load_line
 
 from conftest import IAM_MINI
 

@@ -10,7 +10,7 @@ from handwrite import checkpoint
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
 from handwrite.config import ModelConfig, TrainConfig
-from handwrite.train import train
+from handwrite.training import train
 
 from conftest import IAM_MINI, TINY
 

@@ -6,51 +6,40 @@ Writes into an output folder:
                        position in the epoch, RNG); written atomically at every
                        epoch end, every ``save_every`` steps and when stopping.
 * ``best.pt``       -- the weights with the lowest validation CER so far.
-* ``metrics.jsonl`` -- one JSON record per epoch.
+* ``metrics.jsonl`` -- one JSON record per validation (each epoch's end, and a stop mid-epoch).
 
-Learning rate: linear warm-up, then halved whenever validation CER has not
-improved for ``lr_patience`` epochs. Unlike a cosine or one-cycle schedule
-this needs no total step count, so it suits runs bounded by wall-clock time.
+Read top-down: :func:`train` locks the folder and calls :func:`_setup` (the run's
+settings, model, optimizer and data, fresh or resumed), then :func:`_run` walks the
+epochs, each a sequence of :func:`train_step` calls followed by :func:`_validate`.
+The learning-rate schedule and early stopping live in :mod:`handwrite.schedule`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from collections.abc import Sequence
 
 import torch
 
 from . import checkpoint
+from .atomic import atomic_write
+from .batching import LineDataset, WidthBatchSampler, collate
 from .codec import Alphabet
-from .datasets import LineRecord
 from .config import ModelConfig, TrainConfig
+from .datasets import LineRecord
+from .devices import resolve_device
 from .errors import HandwriteError
+from .metrics import evaluate
 from .model import CRNN
-from .preprocess import LineDataset, WidthBatchSampler, collate
 from .progress import bar
-from .recognize import Recognizer, evaluate, resolve_device
-
-
-@dataclass
-class TrainState:
-    """Where a run stands; saved in last.pt so that --resume carries on exactly."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    step: int = 0
-    lr_scale: float = 1.0
-    best_cer: float = math.inf  # best CER at an epoch end: drives the schedule and early stopping
-    best_epoch: int = -1
-    bad_epochs: int = 0
-    best_saved_cer: float = math.inf  # CER of best.pt, which a validation at a mid-epoch stop may also write
-    elapsed: float = 0.0  # seconds of training so far, across resumes
+from .recognize import Recognizer
+from .schedule import Schedule, TrainState
 
 
 @dataclass
@@ -89,6 +78,35 @@ def _all_sum(values: list[float], ddp: Distributed) -> list[float]:
     return t.tolist()
 
 
+def make_optimizer(model: CRNN, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters (all but a frozen part), without weight decay on
+    biases and normalisation weights."""
+    if cfg.freeze:
+        getattr(model, cfg.freeze).requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [{"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
+         {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0}], lr=cfg.lr,
+    )
+
+
+def train_step(net, model: CRNN, batch, optimizer, ctc, lr: float, cfg: TrainConfig, device) -> float:
+    """One optimizer step on one batch (what bench.py times too): forward under the run's autocast,
+    CTC loss in fp32, backward, gradient clipping, AdamW at ``lr``. Returns the batch's mean loss."""
+    images, widths, targets, target_lengths, _ = batch
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    # bf16 on the CPU too: CPUs with AVX-512 bf16 / AMX run the convolutions and LSTMs in it.
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        log_probs, lengths = net(images.to(device), widths.to(device))
+    loss = ctc(log_probs.float(), targets.to(device), lengths, target_lengths.to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return loss.item()
+
+
 def train(
     train_records: Sequence[LineRecord],
     val_records: Sequence[LineRecord],
@@ -109,19 +127,44 @@ def train(
     ddp = start_distributed(device)
     lock = _lock_run_folder(Path(out_dir)) if ddp.main else None
     try:
-        return _train(ddp, train_records, val_records, Path(out_dir), model_cfg, cfg, resume, show_progress, log, device)
+        if not ddp.main:
+            show_progress, log = False, (lambda m: None)
+        run = _setup(ddp, train_records, Path(out_dir), model_cfg or ModelConfig(), cfg or TrainConfig(), resume,
+                     show_progress, log, resolve_device(device, ddp.local_rank if ddp.world > 1 else None))
+        return _run(run, val_records, show_progress, log)
     finally:
         if lock is not None:
             lock.close()
 
 
-def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, cfg, resume, show_progress, log, device) -> dict:
-    dev = resolve_device(device, ddp.local_rank if ddp.world > 1 else None)
-    if not ddp.main:
-        show_progress, log = False, (lambda m: None)
+@dataclass
+class _Run:
+    """Everything a run holds while it trains."""
+
+    ddp: Distributed
+    out: Path
+    cfg: TrainConfig
+    state: TrainState
+    alphabet: Alphabet
+    model: CRNN
+    net: torch.nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    sampler: WidthBatchSampler
+    loader: torch.utils.data.DataLoader
+    device: torch.device
+
+    def save_last(self) -> None:
+        if self.ddp.main:
+            checkpoint.save(
+                self.out / "last.pt", self.model, self.alphabet, optimizer=self.optimizer.state_dict(),
+                rng=torch.get_rng_state(), train_config=asdict(self.cfg), train_state=asdict(self.state),
+            )
+
+
+def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, dev) -> _Run:
+    """A fresh run (optionally from a pretrained model), or the one in ``out`` resumed exactly."""
     last = out / "last.pt"
-    model_cfg = model_cfg or ModelConfig()
-    cfg = cfg or TrainConfig()
+    saved = init = None
     if resume:
         saved = checkpoint.load_state(last) if last.exists() else None
         if saved is None:
@@ -148,34 +191,23 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
             model_cfg = ModelConfig(**init["model_config"])
         model_cfg.num_classes = len(alphabet)
         state = TrainState()
-        saved = None
 
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
-    frozen = getattr(model, cfg.freeze) if cfg.freeze else None
-    if frozen is not None:
-        frozen.requires_grad_(False)
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decay = [p for n, p in trainable if p.ndim > 1]
-    no_decay = [p for n, p in trainable if p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    optimizer = make_optimizer(model, cfg)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
-    elif cfg.init_from is not None:
+    elif init is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
     model.to(dev)  # after loading: the optimizer state follows its parameters' device
     net = model
     if ddp.world > 1:
         # Averages gradients across processes; every rank starts from rank 0's weights.
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
-    # bf16 on the CPU too: CPUs with AVX-512 bf16 / AMX run the convolutions and LSTMs in it much faster.
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
-    log(f"reading {len(train_records)} training and {len(val_records)} validation lines")
+    log(f"reading {len(train_records)} training lines")
     with bar(len(train_records), "reading images", show_progress) as b:
         train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
     for reason in train_set.skipped[:20]:
@@ -194,20 +226,18 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
         # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
         generator=torch.Generator().manual_seed(cfg.seed),
     )
-    validator = Recognizer(model, alphabet, device=str(dev), cache=True)
-    ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
-    metrics_path = out / "metrics.jsonl"
     out.mkdir(parents=True, exist_ok=True)
     if saved is not None and ddp.main:
-        _drop_records_after(metrics_path, state)
+        _drop_records_after(out / "metrics.jsonl", state)
+    return _Run(ddp, out, cfg, state, alphabet, model, net, optimizer, sampler, loader, dev)
 
-    def save_last():
-        if not ddp.main:
-            return
-        checkpoint.save(
-            last, model, alphabet, optimizer=optimizer.state_dict(), rng=torch.get_rng_state(),
-            train_config=asdict(cfg), train_state=asdict(state),
-        )
+
+def _run(run: _Run, val_records, show_progress, log) -> dict:
+    """The epochs: steps until the epoch, step, time or patience limit, validating after each epoch."""
+    cfg, ddp, schedule = run.cfg, run.ddp, Schedule.of(run.cfg)
+    validator = Recognizer(run.model, run.alphabet, device=str(run.device), cache=True)
+    ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
+    frozen = getattr(run.model, cfg.freeze) if cfg.freeze else None
 
     # Ctrl-C and SIGTERM (a scheduler's kill, a closed terminal) stop the run with last.pt written. Inside
     # an optimizer step (forward, backward, update, counters) the signal only raises a flag, acted on
@@ -226,61 +256,44 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
     previous_handlers = (
         {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
     )
+    state = run.state
     started = time.monotonic() - state.elapsed
     record: dict = {}
     stop_reason = None
     try:
-        with bar(len(sampler), f"epoch {state.epoch + 1}", show_progress) as b:
+        with bar(len(run.sampler), f"epoch {state.epoch + 1}", show_progress) as b:
             while state.epoch < cfg.epochs and stop_reason is None:
-                model.train()
+                run.model.train()
                 if frozen is not None:
                     frozen.eval()  # frozen BatchNorm layers keep their running statistics too
-                sampler.epoch = state.epoch
-                sampler.skip = state.step_in_epoch
-                b.reset(len(sampler), f"epoch {state.epoch + 1}")
+                run.sampler.epoch = state.epoch
+                run.sampler.skip = state.step_in_epoch
+                b.reset(len(run.sampler), f"epoch {state.epoch + 1}")
                 b.advance(state.step_in_epoch)
                 loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
-                for images, widths, targets, target_lengths, _ in loader:
+                for batch in run.loader:
                     stepping[0] = True
-                    for group in optimizer.param_groups:
-                        group["lr"] = cfg.lr * state.lr_scale * min(1.0, (state.step + 1) / cfg.warmup_steps)
-                    with autocast:
-                        log_probs, lengths = net(images.to(dev), widths.to(dev))
-                    loss = ctc(log_probs.float(), targets.to(dev), lengths, target_lengths.to(dev))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    optimizer.step()
+                    loss = train_step(run.net, run.model, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device)
                     state.step += 1
                     state.step_in_epoch += 1
-                    loss_sum += loss.item() * len(widths)
-                    lines += len(widths)
+                    loss_sum += loss * len(batch[1])
+                    lines += len(batch[1])
                     speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
                     b.advance(1, info=f"loss {loss_sum / lines:.3f}  {speed:.1f} lines/s")
                     state.elapsed = time.monotonic() - started
                     stepping[0] = False
                     if stop_signal[0]:
                         raise KeyboardInterrupt
-                    if cfg.max_steps is not None and state.step >= cfg.max_steps:
-                        stop_reason = "max_steps"
-                    elif cfg.max_minutes is not None and state.elapsed >= cfg.max_minutes * 60:
-                        stop_reason = "time budget"
-                    if ddp.world > 1:
-                        # Clocks differ between processes: all stop at the step where the first one would.
-                        flag = torch.tensor([stop_reason is not None], dtype=torch.int32)
-                        torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
-                        stop_reason = stop_reason or ("time budget" if flag.item() else None)
+                    stop_reason = _limit_reached(state, cfg, ddp)
                     if stop_reason:
                         break
                     if state.step % cfg.save_every == 0:
-                        save_last()
-                epoch_done = state.step_in_epoch >= len(sampler)  # even if a limit stopped it on its last batch
+                        run.save_last()
+                epoch_done = state.step_in_epoch >= len(run.sampler)  # even if a limit stopped it on its last batch
                 loss_sum, lines = _all_sum([loss_sum, lines], ddp)
                 if ddp.main:
-                    record = _validate_and_log(
-                        model, alphabet, validator, val_records, state, out, metrics_path,
-                        loss_sum / max(lines, 1), lines / max(time.monotonic() - epoch_t0, 1e-9), cfg, epoch_done,
-                    )
+                    speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
+                    record = _validate(run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done)
                     b.print(
                         f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
                         f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
@@ -290,19 +303,19 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
                     # Rank 0 alone validated: everyone takes its schedule and stopping decisions.
                     shared = [state]
                     torch.distributed.broadcast_object_list(shared, src=0)
-                    state = shared[0]
+                    state = run.state = shared[0]
                 if epoch_done:
                     state.epoch += 1
                     state.step_in_epoch = 0
-                    if state.bad_epochs >= cfg.patience:
+                    if schedule.should_stop(state):
                         stop_reason = f"no improvement for {cfg.patience} epochs"
-                save_last()
+                run.save_last()
         if ddp.world > 1:
             torch.distributed.barrier()  # leave together: no rank tears down the group while rank 0 still writes
     except KeyboardInterrupt:
         state.elapsed = time.monotonic() - started
-        save_last()
-        log(f"interrupted; resumable state saved to {last}")
+        run.save_last()
+        log(f"interrupted; resumable state saved to {run.out / 'last.pt'}")
         raise
     finally:
         for sig, handler in previous_handlers.items():
@@ -310,10 +323,51 @@ def _train(ddp: Distributed, train_records, val_records, out: Path, model_cfg, c
         if ddp.owns_group:
             # The DDP wrapper's reducer holds the group: release it first, or its threads may be
             # destroyed mid-use at exit ("terminate called without an active exception", seen rarely).
-            del net
+            run.net = None
             torch.distributed.destroy_process_group()
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")
     return {**record, "stop_reason": stop_reason or "epochs", "best_val_cer": state.best_saved_cer}
+
+
+def _limit_reached(state: TrainState, cfg: TrainConfig, ddp: Distributed) -> str | None:
+    reason = None
+    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+        reason = "max_steps"
+    elif cfg.max_minutes is not None and state.elapsed >= cfg.max_minutes * 60:
+        reason = "time budget"
+    if ddp.world > 1:
+        # Clocks differ between processes: all stop at the step where the first one would.
+        flag = torch.tensor([reason is not None], dtype=torch.int32)
+        torch.distributed.all_reduce(flag, torch.distributed.ReduceOp.MAX)
+        reason = reason or ("time budget" if flag.item() else None)
+    return reason
+
+
+def _validate(run: _Run, validator: Recognizer, val_records, schedule: Schedule, loss: float, speed: float,
+              epoch_done: bool) -> dict:
+    """Validation CER, best.pt when it is the lowest yet, the schedule's turn (whole epochs only),
+    and the epoch's record appended to metrics.jsonl."""
+    state = run.state
+    ev = evaluate(validator, val_records)
+    if ev.counts.cer < state.best_saved_cer:
+        state.best_saved_cer = ev.counts.cer
+        checkpoint.save(run.out / "best.pt", run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer)
+    if epoch_done:
+        schedule.end_epoch(state, ev.counts.cer)
+    record = {
+        "epoch": state.epoch + 1,
+        "complete_epoch": epoch_done,
+        "step": state.step,
+        "train_loss": loss,
+        "val_cer": ev.counts.cer,
+        "val_wer": ev.counts.wer,
+        "lr": run.cfg.lr * state.lr_scale,
+        "train_lines_per_s": speed,
+        "elapsed_s": round(state.elapsed, 1),
+    }
+    with (run.out / "metrics.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
 
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
@@ -362,7 +416,7 @@ def _drop_records_after(metrics_path: Path, state: TrainState) -> None:
         same_step = rec.get("step", 0) == state.step and (not rec.get("complete_epoch") or rec.get("epoch", 0) <= state.epoch)
         if done_before or same_step:
             keep.append(line)
-    checkpoint.atomic_write(metrics_path, lambda f: f.write("".join(k + "\n" for k in keep).encode("utf-8")))
+    atomic_write(metrics_path, lambda f: f.write("".join(k + "\n" for k in keep).encode("utf-8")))
 
 
 def _widened(pretrained: dict, fresh: dict) -> dict:
@@ -372,32 +426,3 @@ def _widened(pretrained: dict, fresh: dict) -> dict:
         rows = pretrained[name].shape[0]
         weights[name] = torch.cat([pretrained[name].to(fresh[name].dtype), fresh[name][rows:]])
     return weights
-
-
-def _validate_and_log(model, alphabet, validator, val_records, state, out, metrics_path, loss, speed, cfg, epoch_done):
-    ev = evaluate(validator, val_records)
-    if ev.counts.cer < state.best_saved_cer:
-        state.best_saved_cer = ev.counts.cer
-        checkpoint.save(out / "best.pt", model, alphabet, train_config=asdict(cfg), val_cer=ev.counts.cer)
-    # Only whole epochs move the schedule, so stopping and resuming mid-epoch changes nothing.
-    if epoch_done:
-        if ev.counts.cer < state.best_cer:
-            state.best_cer, state.best_epoch, state.bad_epochs = ev.counts.cer, state.epoch, 0
-        else:
-            state.bad_epochs += 1
-            if state.bad_epochs % cfg.lr_patience == 0:
-                state.lr_scale *= 0.5
-    record = {
-        "epoch": state.epoch + 1,
-        "complete_epoch": epoch_done,
-        "step": state.step,
-        "train_loss": loss,
-        "val_cer": ev.counts.cer,
-        "val_wer": ev.counts.wer,
-        "lr": cfg.lr * state.lr_scale,
-        "train_lines_per_s": speed,
-        "elapsed_s": round(state.elapsed, 1),
-    }
-    with metrics_path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-    return record

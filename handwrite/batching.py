@@ -1,0 +1,142 @@
+"""Lines in batches for training: the torch Dataset of decoded lines, width-grouped batches, padding.
+
+Batches group lines of similar width so that little of each batch is padding,
+and carry each line's true width so CTC never reads the padding.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .augment import AUGMENT_MIN_WIDTH, make_augmenter
+from .codec import Alphabet
+from .datasets import LineRecord
+from .errors import HandwriteError
+from .preprocess import load_line, to_tensor
+
+
+class LineDataset(torch.utils.data.Dataset):
+    """Lines as (image tensor, label list) pairs, all images decoded up front.
+
+    Decoding and rescaling a PNG costs more than a training step's share of it,
+    so each image is read once and kept as uint8; DataLoader workers forked
+    afterwards share the decoded images. An unreadable image is left out and its
+    reason kept in ``skipped`` (one bad crop among thousands should not cost a
+    run); none readable is an error. ``advance(1)`` is called per image.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[LineRecord],
+        alphabet: Alphabet,
+        height: int,
+        augment: bool = False,
+        seed: int = 0,
+        advance=None,
+    ):
+        self.alphabet = alphabet
+        self.height = height
+        self.records: list[LineRecord] = []
+        self.lines: list[np.ndarray] = []
+        self.skipped: list[str] = []  # why each unreadable line was left out
+        for r in records:
+            try:
+                self.lines.append(load_line(r.image, height))
+                self.records.append(r)
+            except HandwriteError as e:
+                self.skipped.append(str(e))
+            if advance:
+                advance(1)
+        if not self.records:
+            raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
+        self.unknown: Counter = Counter()
+        self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
+        self.widths = [line.shape[1] for line in self.lines]
+        self.augment = make_augmenter() if augment else None
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key):
+        """``key`` is a line index, or (epoch, index) from WidthBatchSampler: worker
+        processes hold copies of this object, so the epoch must travel with the key."""
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        x = to_tensor(self.lines[i])
+        if self.augment is not None and x.shape[-1] >= AUGMENT_MIN_WIDTH:
+            # Seeding from (seed, epoch, line) makes augmentation the same whatever
+            # the worker count, and lets a resumed run see the same images.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
+                x = self.augment(x).clamp_(0, 1)
+        return x, self.labels[i], i
+
+
+class WidthBatchSampler(torch.utils.data.Sampler):
+    """Batches of lines of similar width, in an order fixed by (seed, epoch).
+
+    Lines are shuffled, cut into chunks of 50 batches, sorted by width inside each
+    chunk and batched; the batches are then shuffled. Padding stays small while
+    every epoch still mixes the data differently. ``skip`` drops the first batches
+    of the epoch, for resuming mid-epoch. Items are (epoch, index) pairs.
+
+    Distributed (``world`` > 1): every process draws the same global batches of
+    ``batch_size * world`` lines and takes its own share of each, so the processes
+    together see what one process with the global batch size would see. Global
+    batches short of full are dropped, so that every process takes the same number
+    of steps (a process waiting on a step that never comes would hang the run).
+    """
+
+    def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+        self.widths = list(widths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank, self.world = rank, world
+        self.epoch = 0
+        self.skip = 0
+
+    def batches(self) -> list[list[int]]:
+        size = self.batch_size * self.world
+        order = list(range(len(self.widths)))
+        if not self.shuffle:
+            order.sort(key=self.widths.__getitem__)
+            batches = [order[i : i + size] for i in range(0, len(order), size)]
+        else:
+            rng = random.Random(self.seed * 100_003 + self.epoch)
+            rng.shuffle(order)
+            chunk = size * 50
+            batches = []
+            for c in range(0, len(order), chunk):
+                part = sorted(order[c : c + chunk], key=self.widths.__getitem__)
+                batches += [part[i : i + size] for i in range(0, len(part), size)]
+            rng.shuffle(batches)
+        if self.world == 1:
+            return batches
+        return [b[self.rank :: self.world] for b in batches if len(b) == size]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for batch in self.batches()[self.skip :]:
+            yield [(self.epoch, i) for i in batch]
+
+    def __len__(self) -> int:
+        if self.world == 1:
+            return -(-len(self.widths) // self.batch_size)
+        return len(self.widths) // (self.batch_size * self.world)
+
+
+def collate(items):
+    """Pad images to the widest in the batch (with paper, i.e. 0) and concatenate labels for CTC."""
+    images, labels, indices = zip(*items)
+    widths = torch.tensor([x.shape[-1] for x in images])
+    batch = torch.zeros(len(images), 1, images[0].shape[1], int(widths.max()))
+    for k, x in enumerate(images):
+        batch[k, :, :, : x.shape[-1]] = x
+    targets = torch.tensor([c for lab in labels for c in lab], dtype=torch.long)
+    target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)
+    return batch, widths, targets, target_lengths, list(indices)

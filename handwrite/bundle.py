@@ -1,0 +1,98 @@
+"""A model bundle: what a model is, and where it is found.
+
+* The network: a ``.pt`` checkpoint (run by PyTorch) or an ``.onnx`` export from
+  ``handwrite export`` (run by onnxruntime). Its shape and alphabet travel inside the
+  checkpoint, or in the export's ``<file>.json`` description.
+* Its decoding settings: ``<model>.decoding.json`` beside it (written by ``lm tune``),
+  naming the LM and lexicon to use, relative to itself. They apply unless overridden.
+* The shipped default: ``models/default/model.pt``, installed with the package as
+  ``handwrite.models``, so that a wheel finds it as well as a source checkout.
+
+:func:`load` puts these together into a :class:`~handwrite.recognize.Recognizer`; the
+CLI's ``eval`` and ``transcribe`` call it too, so Python and the command line read the
+same model the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from .config import INFERENCE_BATCH, DecoderSpec
+from .errors import HandwriteError
+
+
+def default_model() -> Path:
+    """The shipped model's file (it may be absent from a stripped-down install)."""
+    return Path(str(resources.files("handwrite.models") / "default" / "model.pt"))
+
+
+def model_path(model: str | Path | None) -> Path:
+    """``model`` as a path, or the shipped default when None; an error if that is not installed."""
+    if model is not None:
+        return Path(model)
+    path = default_model()
+    if not path.is_file():
+        raise HandwriteError(f"no model given and no default model installed at {path}; give a model file")
+    return path
+
+
+def decoding(model: str | Path, decoder: str | None = None, lm: str | Path | None = None,
+             lexicon: str | Path | None = None, beam: int | None = None, lm_weight: float | None = None,
+             insertion_bonus: float | None = None, oov_penalty: float | None = None) -> DecoderSpec:
+    """The decoding a model gets: the settings saved beside it (else greedy), with every argument
+    that is not None put over them. An LM or lexicon given without a decoder implies beam search."""
+    from .decoding import load_spec
+
+    spec = load_spec(Path(model)) or DecoderSpec()
+    given = {
+        "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None, "beam": beam,
+        "lm_weight": lm_weight, "insertion_bonus": insertion_bonus, "oov_penalty": oov_penalty,
+    }
+    spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
+    if decoder is not None:
+        spec = replace(spec, decoder=decoder)
+    elif lm or lexicon:
+        spec = replace(spec, decoder="beam")
+    return spec
+
+
+def network(model: str | Path, device: str = "cpu"):
+    """The network (eval mode) and its alphabet, from a ``.pt`` checkpoint or an ``.onnx`` export."""
+    import torch
+
+    from .devices import resolve_device
+
+    device = str(resolve_device(device))
+    path = Path(model)
+    if path.suffix == ".onnx":
+        from .export import OnnxNetwork
+
+        if device != "cpu":
+            raise HandwriteError(f"{path}: ONNX models run on the CPU here; use device 'cpu'")
+        net = OnnxNetwork(path, torch.get_num_threads())
+        return net, net.alphabet, device
+    from .checkpoint import load_model
+
+    net, alphabet, _ = load_model(path, map_location=device)
+    return net.to(device), alphabet, device
+
+
+def load(model: str | Path | None = None, *, device: str = "cpu", batch_size: int = INFERENCE_BATCH,
+         workers: int = 1, spec: DecoderSpec | None = None, **overrides):
+    """A :class:`~handwrite.recognize.Recognizer` for ``model`` (default: the shipped one), with the
+    decoding saved beside it and its LM applied. ``overrides`` are :func:`decoding`'s arguments
+    (``decoder="greedy"``, ``lm_weight=1.0``, ...); ``spec`` replaces the saved settings outright.
+
+    >>> import handwrite
+    >>> reader = handwrite.load()                     # doctest: +SKIP
+    >>> reader.read("line.png").text                  # doctest: +SKIP
+    """
+    from .recognize import Recognizer, check_settings
+
+    check_settings(batch_size, workers)  # before the model loads: a bad number fails fast
+    path = model_path(model)
+    spec = spec if spec is not None else decoding(path, **overrides)
+    net, alphabet, device = network(path, device)
+    return Recognizer(net, alphabet, device, batch_size, decoder=spec, workers=workers)

@@ -1,0 +1,86 @@
+"""The public Python API: the same model, read the same way as by the CLI."""
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+import handwrite
+from handwrite.cli import app
+
+from conftest import IAM_MINI
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data" / "samples"
+LINE = SAMPLES / "lines" / "h00-015-03.png"
+
+
+def test_python_and_cli_give_the_same_text_with_the_models_saved_decoding():
+    reader = handwrite.load()  # the shipped model, with the decoding saved beside it
+    assert reader.spec.decoder == "beam" and reader.spec.lm  # what `handwrite lm tune` chose
+    cli = runner.invoke(app, ["transcribe", str(LINE), "--output", "jsonl", "-q"])
+    assert cli.exit_code == 0, cli.output
+    row = json.loads(cli.stdout)
+    result = reader.read(LINE)
+    assert result.text == row["text"] and result.confidence == pytest.approx(row["confidence"])
+    greedy = handwrite.load(decoder="greedy")
+    cli_greedy = runner.invoke(app, ["transcribe", str(LINE), "--decoder", "greedy", "-q"])
+    assert greedy.read(LINE).text == cli_greedy.stdout.split("\t", 1)[1].strip()
+
+
+def test_read_takes_paths_pil_images_and_arrays_and_places_glyphs(trained):
+    reader = handwrite.load(trained[0] / "best.pt")
+    path = IAM_MINI / "lines" / "h00" / "h00-000" / "h00-000-18.png"
+    image = Image.open(path)
+    texts = {reader.read(src).text for src in (path, str(path), image, np.asarray(image.convert("RGB")))}
+    assert len(texts) == 1
+    result = reader.read(path)
+    assert "".join(g.char for g in result.glyphs) == result.text
+    assert [("".join(g.char for g in w)) for w in result.words()] == result.text.split()
+    xs = [g.x0 for g in result.glyphs]
+    assert xs == sorted(xs) and 0 <= xs[0] and result.glyphs[-1].x1 <= image.width
+    assert all(0 <= g.confidence <= 1 for g in result.glyphs)
+    with pytest.raises(handwrite.HandwriteError, match="no writing found"):
+        reader.read(np.full((40, 300), 255, np.uint8))
+
+
+def test_evaluate_and_train_from_python(trained, tmp_path):
+    records = handwrite.load_dataset(IAM_MINI, split="train")
+    ev = handwrite.evaluate(handwrite.load(trained[0] / "best.pt"), records)
+    assert ev.counts.lines == len(records) and ev.counts.cer < 0.2
+    result = handwrite.train(records, records, tmp_path / "run", handwrite.ModelConfig(height=32, channels=[8, 16],
+                             width_pools=2, lstm_hidden=8, lstm_layers=1), handwrite.TrainConfig(max_steps=2, workers=0),
+                             show_progress=False, log=lambda m: None)
+    assert result["step"] == 2 and (tmp_path / "run" / "best.pt").exists()
+
+
+def test_the_readme_python_example_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "CER" in run.stdout
+
+
+def test_a_wheel_carries_the_default_model(tmp_path):
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    if built.returncode != 0 and "No module named" in built.stderr:
+        pytest.skip("building a wheel needs setuptools and wheel in this environment")
+    assert built.returncode == 0, built.stderr[-1000:]
+    (wheel,) = tmp_path.glob("handwrite-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("model.pt", "model.pt.decoding.json"):
+        assert f"handwrite/models/default/{name}" in names
+    spec = json.loads(zipfile.ZipFile(wheel).read("handwrite/models/default/model.pt.decoding.json"))
+    if spec.get("lm"):
+        assert f"handwrite/models/default/{spec['lm']}" in names  # the LM the settings name travels too
