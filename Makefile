@@ -18,7 +18,10 @@ demo: $(BIN)/handwrite
 	$(BIN)/handwrite transcribe $(SAMPLES)/lines
 	$(BIN)/handwrite eval $(SAMPLES)
 
+# Lint and format check first (ruff, settings in pyproject.toml): seconds, and a failure says where.
 test: $(BIN)/handwrite
+	$(BIN)/ruff check handwrite tests scripts
+	$(BIN)/ruff format --check handwrite tests scripts
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -16,13 +16,23 @@ __version__ = "0.1.0"
 # The public Python API (what the CLI calls too). Imported on first use, so that `import handwrite`
 # and the CLI's start stay fast: torch loads only when a model does.
 _API = {
-    "load": "bundle", "default_model": "bundle",
-    "Recognizer": "recognize", "Transcription": "recognize", "Glyph": "recognize",
-    "transcribe_page": "recognize", "line_document": "recognize",
-    "evaluate": "metrics", "Evaluation": "metrics", "ErrorCounts": "metrics", "cer": "metrics",
+    "load": "bundle",
+    "default_model": "bundle",
+    "Recognizer": "recognize",
+    "Transcription": "recognize",
+    "Glyph": "recognize",
+    "transcribe_page": "recognize",
+    "line_document": "recognize",
+    "evaluate": "metrics",
+    "Evaluation": "metrics",
+    "ErrorCounts": "metrics",
+    "cer": "metrics",
     "train": "training",
-    "load_dataset": "datasets", "LineRecord": "datasets",
-    "ModelConfig": "config", "TrainConfig": "config", "DecoderSpec": "config",
+    "load_dataset": "datasets",
+    "LineRecord": "datasets",
+    "ModelConfig": "config",
+    "TrainConfig": "config",
+    "DecoderSpec": "config",
     "HandwriteError": "errors",
 }
 __all__ = sorted(_API) + ["__version__"]

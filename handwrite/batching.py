@@ -92,7 +92,9 @@ class WidthBatchSampler(torch.utils.data.Sampler):
     of steps (a process waiting on a step that never comes would hang the run).
     """
 
-    def __init__(self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1):
+    def __init__(
+        self, widths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0, world: int = 1
+    ):
         self.widths = list(widths)
         self.batch_size = batch_size
         self.shuffle = shuffle

@@ -38,17 +38,28 @@ def model_path(model: str | Path | None) -> Path:
     return path
 
 
-def decoding(model: str | Path, decoder: str | None = None, lm: str | Path | None = None,
-             lexicon: str | Path | None = None, beam: int | None = None, lm_weight: float | None = None,
-             insertion_bonus: float | None = None, oov_penalty: float | None = None) -> DecoderSpec:
+def decoding(
+    model: str | Path,
+    decoder: str | None = None,
+    lm: str | Path | None = None,
+    lexicon: str | Path | None = None,
+    beam: int | None = None,
+    lm_weight: float | None = None,
+    insertion_bonus: float | None = None,
+    oov_penalty: float | None = None,
+) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
     that is not None put over them. An LM or lexicon given without a decoder implies beam search."""
     from .decoding import load_spec
 
     spec = load_spec(Path(model)) or DecoderSpec()
     given = {
-        "lm": str(lm) if lm else None, "lexicon": str(lexicon) if lexicon else None, "beam": beam,
-        "lm_weight": lm_weight, "insertion_bonus": insertion_bonus, "oov_penalty": oov_penalty,
+        "lm": str(lm) if lm else None,
+        "lexicon": str(lexicon) if lexicon else None,
+        "beam": beam,
+        "lm_weight": lm_weight,
+        "insertion_bonus": insertion_bonus,
+        "oov_penalty": oov_penalty,
     }
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
     if decoder is not None:
@@ -79,8 +90,15 @@ def network(model: str | Path, device: str = "cpu"):
     return net.to(device), alphabet, device
 
 
-def load(model: str | Path | None = None, *, device: str = "cpu", batch_size: int = INFERENCE_BATCH,
-         workers: int = 1, spec: DecoderSpec | None = None, **overrides):
+def load(
+    model: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    batch_size: int = INFERENCE_BATCH,
+    workers: int = 1,
+    spec: DecoderSpec | None = None,
+    **overrides,
+):
     """A :class:`~handwrite.recognize.Recognizer` for ``model`` (default: the shipped one), with the
     decoding saved beside it and its LM applied. ``overrides`` are :func:`decoding`'s arguments
     (``decoder="greedy"``, ``lm_weight=1.0``, ...); ``spec`` replaces the saved settings outright.

@@ -16,8 +16,8 @@ import torch
 
 from .atomic import atomic_write
 from .codec import Alphabet
-from .errors import HandwriteError
 from .config import ModelConfig
+from .errors import HandwriteError
 from .model import CRNN
 
 FORMAT = "handwrite-checkpoint"

@@ -19,7 +19,16 @@ from typing import Optional
 import typer
 
 from .config import INFERENCE_BATCH, MAX_BEAM, DecoderSpec, ModelConfig, TrainConfig
-from .errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_IO, EXIT_OK, EXIT_PARTIAL, HandwriteError, check_number
+from .errors import (
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    HandwriteError,
+    check_number,
+)
 
 # The defaults every option shows and uses: the settings objects' own (one source of truth).
 _TRAIN, _MODEL, _SPEC = TrainConfig(), ModelConfig(), DecoderSpec()
@@ -160,7 +169,9 @@ def _exit_code(failed: int, total: int) -> int:
 
 
 ThreadsOpt = typer.Option(
-    1, "--threads", help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait)."
+    1,
+    "--threads",
+    help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait).",
 )
 FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; auto detects it from the path.")
 
@@ -177,8 +188,12 @@ class Decoder(str, Enum):
 
 # Decoding options: left unset, the settings saved beside the model by `lm tune` apply, else greedy.
 DecoderOpt = typer.Option(None, "--decoder", help="greedy or beam (default: the model's saved settings, else greedy).")
-LmOpt = typer.Option(None, "--lm", help="Character n-gram LM (ARPA, from `handwrite lm build`); implies --decoder beam.")
-LexiconOpt = typer.Option(None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty.")
+LmOpt = typer.Option(
+    None, "--lm", help="Character n-gram LM (ARPA, from `handwrite lm build`); implies --decoder beam."
+)
+LexiconOpt = typer.Option(
+    None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty."
+)
 BeamOpt = typer.Option(None, "--beam", help=f"Beam width (default {_SPEC.beam}, at most {MAX_BEAM}).")
 LmWeightOpt = typer.Option(None, "--lm-weight", help=f"LM weight alpha (default {_SPEC.lm_weight}).")
 BonusOpt = typer.Option(None, "--insertion-bonus", help=f"Per-character bonus beta (default {_SPEC.insertion_bonus}).")
@@ -187,21 +202,34 @@ WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the n
 
 
 ModelOpt = typer.Option(
-    None, "--model", "-m", show_default="the shipped default model",
+    None,
+    "--model",
+    "-m",
+    show_default="the shipped default model",
     help="Model file: .pt from `handwrite train`, or .onnx from `handwrite export`.",
 )
 
 
-def _load_recognizer(model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight,
-                     insertion_bonus, oov_penalty):
+def _load_recognizer(
+    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+):
     """Thread setting, then the model bundle with its saved decoding under the flags: what eval and
     transcribe share (the same handwrite.load a Python caller uses)."""
     from .bundle import load
 
     _threads(threads)
     recognizer = load(
-        model, device=device, batch_size=batch_size, workers=workers, decoder=decoder.value if decoder else None,
-        lm=lm, lexicon=lexicon, beam=beam, lm_weight=lm_weight, insertion_bonus=insertion_bonus, oov_penalty=oov_penalty,
+        model,
+        device=device,
+        batch_size=batch_size,
+        workers=workers,
+        decoder=decoder.value if decoder else None,
+        lm=lm,
+        lexicon=lexicon,
+        beam=beam,
+        lm_weight=lm_weight,
+        insertion_bonus=insertion_bonus,
+        oov_penalty=oov_penalty,
     )
     return recognizer.spec, recognizer
 
@@ -209,34 +237,69 @@ def _load_recognizer(model, device, batch_size, workers, threads, decoder, lm, l
 @app.command()
 @_user_errors
 def train(
-    train_data: list[Path] = typer.Argument(..., help="Training set(s): IAM root folder, folder of image + .gt.txt pairs, or TSV manifest; several are joined."),
+    train_data: list[Path] = typer.Argument(
+        ...,
+        help="Training set(s): IAM root folder, folder of image + .gt.txt pairs, or TSV manifest; several are joined.",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt, last.pt and metrics.jsonl."),
-    val: Optional[Path] = typer.Option(None, "--val", help="Validation set (default: each TRAIN_DATA, with --val-split)."),
-    train_split: Optional[str] = typer.Option(None, "--train-split", help="Split name (e.g. train) or list file selecting training lines."),
-    val_split: Optional[str] = typer.Option(None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."),
+    val: Optional[Path] = typer.Option(
+        None, "--val", help="Validation set (default: each TRAIN_DATA, with --val-split)."
+    ),
+    train_split: Optional[str] = typer.Option(
+        None, "--train-split", help="Split name (e.g. train) or list file selecting training lines."
+    ),
+    val_split: Optional[str] = typer.Option(
+        None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."
+    ),
     fmt: Format = FormatOpt,
     include_err: bool = typer.Option(False, "--include-err", help="IAM: also use lines marked 'err'."),
     epochs: int = typer.Option(_TRAIN.epochs, help="Maximum number of epochs."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Wall-clock budget; training stops cleanly when it is spent."),
+    max_minutes: Optional[float] = typer.Option(
+        None, "--max-minutes", help="Wall-clock budget; training stops cleanly when it is spent."
+    ),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps in all."),
     batch_size: int = typer.Option(_TRAIN.batch_size, "--batch-size", "-b"),
     lr: float = typer.Option(_TRAIN.lr, "--lr", help="Peak learning rate (AdamW)."),
-    warmup_steps: int = typer.Option(_TRAIN.warmup_steps, "--warmup-steps", help="Steps of linear learning-rate warm-up."),
-    freeze: str = typer.Option(_TRAIN.freeze, "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."),
+    warmup_steps: int = typer.Option(
+        _TRAIN.warmup_steps, "--warmup-steps", help="Steps of linear learning-rate warm-up."
+    ),
+    freeze: str = typer.Option(
+        _TRAIN.freeze, "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."
+    ),
     patience: int = typer.Option(_TRAIN.patience, help="Stop after this many epochs without a better validation CER."),
-    augment: bool = typer.Option(_TRAIN.augment, "--augment/--no-augment", help="Random distortions of training images."),
+    augment: bool = typer.Option(
+        _TRAIN.augment, "--augment/--no-augment", help="Random distortions of training images."
+    ),
     height: int = typer.Option(_MODEL.height, help="Line height in pixels the model reads."),
     lstm_hidden: int = typer.Option(_MODEL.lstm_hidden, "--lstm-hidden"),
     lstm_layers: int = typer.Option(_MODEL.lstm_layers, "--lstm-layers"),
-    channels: str = typer.Option(",".join(map(str, _MODEL.channels)), "--channels", help="Channels of the conv blocks, comma-separated; each block halves the height."),
-    width_pools: int = typer.Option(_MODEL.width_pools, "--width-pools", help="How many of the first conv blocks also halve the width."),
+    channels: str = typer.Option(
+        ",".join(map(str, _MODEL.channels)),
+        "--channels",
+        help="Channels of the conv blocks, comma-separated; each block halves the height.",
+    ),
+    width_pools: int = typer.Option(
+        _MODEL.width_pools, "--width-pools", help="How many of the first conv blocks also halve the width."
+    ),
     dropout: float = typer.Option(_MODEL.dropout, "--dropout"),
     seed: int = typer.Option(_TRAIN.seed),
     workers: int = typer.Option(_TRAIN.workers, help="Processes preparing batches beside the training loop (0: none)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
-    init: Optional[Path] = typer.Option(None, "--init", help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available). Under torchrun each process takes its LOCAL_RANK's GPU."),
-    precision: Precision = typer.Option(Precision.fp32, "--precision", help="bf16: autocast to bfloat16 on CUDA or CPU (CTC loss in fp32); pays on CPUs with AVX-512 bf16 or AMX."),
+    init: Optional[Path] = typer.Option(
+        None,
+        "--init",
+        help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added.",
+    ),
+    device: str = typer.Option(
+        "auto",
+        "--device",
+        help="cpu, cuda or auto (cuda when available). Under torchrun each process takes its LOCAL_RANK's GPU.",
+    ),
+    precision: Precision = typer.Option(
+        Precision.fp32,
+        "--precision",
+        help="bf16: autocast to bfloat16 on CUDA or CPU (CTC loss in fp32); pays on CPUs with AVX-512 bf16 or AMX.",
+    ),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
@@ -254,19 +317,40 @@ def train(
     except ValueError:
         _fail(f"--channels takes comma-separated integers (got {channels!r})")
     model_cfg = ModelConfig(
-        height=height, channels=channel_list, width_pools=width_pools,
-        lstm_hidden=lstm_hidden, lstm_layers=lstm_layers, dropout=dropout,
+        height=height,
+        channels=channel_list,
+        width_pools=width_pools,
+        lstm_hidden=lstm_hidden,
+        lstm_layers=lstm_layers,
+        dropout=dropout,
     )
     cfg = TrainConfig(
-        epochs=epochs, max_minutes=max_minutes, max_steps=max_steps, batch_size=batch_size, lr=lr,
-        patience=patience, augment=augment, seed=seed, workers=workers, init_from=str(init) if init else None,
-        precision=precision.value, warmup_steps=warmup_steps, freeze=freeze,
+        epochs=epochs,
+        max_minutes=max_minutes,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        lr=lr,
+        patience=patience,
+        augment=augment,
+        seed=seed,
+        workers=workers,
+        init_from=str(init) if init else None,
+        precision=precision.value,
+        warmup_steps=warmup_steps,
+        freeze=freeze,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
     result = training.train(
-        train_records, val_records, out, model_cfg, cfg, resume=resume,
-        show_progress=not quiet, log=(lambda m: None) if quiet else _log, device=device,
+        train_records,
+        val_records,
+        out,
+        model_cfg,
+        cfg,
+        resume=resume,
+        show_progress=not quiet,
+        log=(lambda m: None) if quiet else _log,
+        device=device,
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary, not one per process
         typer.echo(_json(result))
@@ -276,11 +360,15 @@ def train(
 @_user_errors
 def evaluate(
     model: Optional[Path] = ModelOpt,
-    data: Path = typer.Argument(..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."),
+    data: Path = typer.Argument(
+        ..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."
+    ),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
     fmt: Format = FormatOpt,
     include_err: bool = typer.Option(False, "--include-err", help="IAM: also evaluate lines marked 'err'."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."
+    ),
     report_format: ReportFormat = typer.Option(ReportFormat.tsv, "--report-format"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
@@ -298,8 +386,8 @@ def evaluate(
 ):
     """Character and word error rates of MODEL on a dataset."""
     from .atomic import atomic_write
-    from .progress import bar
     from .metrics import evaluate as run_eval
+    from .progress import bar
 
     _output_file(report)
     spec, recognizer = _load_recognizer(
@@ -343,10 +431,26 @@ def _report(ev, fmt: ReportFormat) -> str:
 @_user_errors
 def transcribe(
     model: Optional[Path] = ModelOpt,
-    images: list[str] = typer.Argument(..., help="Line images and/or PAGE/ALTO files: files, folders or glob patterns; '-' reads paths from standard input."),
-    output: OutputFormat = typer.Option(OutputFormat.text, "--output", help="text: 'path<TAB>text' lines; jsonl: one JSON object per line, with confidence; page / alto: one XML file per line image, in --out DIR."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="text/jsonl: write the results to this file (atomically) instead of standard output. With PAGE/ALTO inputs or --output page|alto: the folder to write the XML files into."),
-    in_place: bool = typer.Option(False, "--in-place", help="Write the results into the given PAGE/ALTO files themselves (atomically) instead of copies in --out."),
+    images: list[str] = typer.Argument(
+        ...,
+        help="Line images and/or PAGE/ALTO files: files, folders or glob patterns; '-' reads paths from standard input.",
+    ),
+    output: OutputFormat = typer.Option(
+        OutputFormat.text,
+        "--output",
+        help="text: 'path<TAB>text' lines; jsonl: one JSON object per line, with confidence; page / alto: one XML file per line image, in --out DIR.",
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="text/jsonl: write the results to this file (atomically) instead of standard output. With PAGE/ALTO inputs or --output page|alto: the folder to write the XML files into.",
+    ),
+    in_place: bool = typer.Option(
+        False,
+        "--in-place",
+        help="Write the results into the given PAGE/ALTO files themselves (atomically) instead of copies in --out.",
+    ),
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
@@ -389,7 +493,9 @@ def transcribe(
         _fail(f"{out}: not a folder (PAGE/ALTO files are written into --out DIR)")
     if not (pages or xml_out):
         _output_file(out)
-    targets = [p if in_place else out / p.name for p in pages] + ([out / f"{p.stem}.xml" for p in lines] if xml_out else [])
+    targets = [p if in_place else out / p.name for p in pages] + (
+        [out / f"{p.stem}.xml" for p in lines] if xml_out else []
+    )
     if len(set(targets)) < len(targets):
         _fail("two inputs would be written to the same file in --out; give them distinct names or separate runs")
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
@@ -407,7 +513,9 @@ def transcribe(
             counts["failed"] += 1
             _log(f"handwrite: error: {r.error}")
         if output is OutputFormat.jsonl:
-            row = _json({"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}, ensure_ascii=False)
+            row = _json(
+                {"path": str(r.path), "text": r.text, "confidence": r.confidence, "error": r.error}, ensure_ascii=False
+            )
         elif r.error is None:
             row = f"{r.path}\t{r.text}"
         else:
@@ -435,7 +543,7 @@ def transcribe(
             for r in page.lines:
                 emit(r)
             b.advance(1)
-        line_targets = iter(targets[len(pages):])
+        line_targets = iter(targets[len(pages) :])
         for r in recognizer.iter_transcribe(lines, b.advance, positions=xml_out):
             emit(r)
             if xml_out:
@@ -457,9 +565,17 @@ class ExportFormat(str, Enum):
 @_user_errors
 def export_model(
     model: Path = typer.Argument(..., help="Model file (.pt) to export."),
-    fmt: ExportFormat = typer.Option(ExportFormat.onnx, "--format", "-f", help="onnx (onnxruntime and others) or torchscript (libtorch, C++)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output file (default: beside MODEL, .onnx / .int8.onnx / .ts.pt)."),
-    quantize: bool = typer.Option(False, "--quantize", help="ONNX only: int8 weights for the LSTM and linear layers (onnxruntime dynamic quantization)."),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.onnx, "--format", "-f", help="onnx (onnxruntime and others) or torchscript (libtorch, C++)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Output file (default: beside MODEL, .onnx / .int8.onnx / .ts.pt)."
+    ),
+    quantize: bool = typer.Option(
+        False,
+        "--quantize",
+        help="ONNX only: int8 weights for the LSTM and linear layers (onnxruntime dynamic quantization).",
+    ),
 ):
     """Export a model for deployment; its outputs are checked against PyTorch's before it is kept.
 
@@ -479,12 +595,18 @@ app.add_typer(lm_app, name="lm")
 @lm_app.command("build")
 @_user_errors
 def lm_build(
-    sources: list[Path] = typer.Argument(..., help="Plain UTF-8 text files (one line each) and/or datasets whose transcriptions to use."),
+    sources: list[Path] = typer.Argument(
+        ..., help="Plain UTF-8 text files (one line each) and/or datasets whose transcriptions to use."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="ARPA file to write (.gz compresses it)."),
     order: int = typer.Option(6, "--order", "-n", help="n-gram order (characters)."),
-    split: Optional[str] = typer.Option(None, "--split", help="For datasets: the split whose transcriptions to use (e.g. train)."),
+    split: Optional[str] = typer.Option(
+        None, "--split", help="For datasets: the split whose transcriptions to use (e.g. train)."
+    ),
     fmt: Format = FormatOpt,
-    lexicon_out: Optional[Path] = typer.Option(None, "--lexicon-out", help="Also write the words of the text here, one per line."),
+    lexicon_out: Optional[Path] = typer.Option(
+        None, "--lexicon-out", help="Also write the words of the text here, one per line."
+    ),
 ):
     """Build a character n-gram LM (interpolated Kneser-Ney) from text."""
     import time
@@ -500,8 +622,13 @@ def lm_build(
     t0 = time.monotonic()
     lines = read_texts(sources, fmt.value, split)
     write_arpa(out, build_arpa(lines, order))
-    summary = {"lm": str(out), "order": order, "lines": len(lines), "bytes": out.stat().st_size,
-               "seconds": round(time.monotonic() - t0, 2)}
+    summary = {
+        "lm": str(out),
+        "order": order,
+        "lines": len(lines),
+        "bytes": out.stat().st_size,
+        "seconds": round(time.monotonic() - t0, 2),
+    }
     if lexicon_out is not None:
         words = sorted(Lexicon.from_texts(lines).words)
         atomic_write(lexicon_out, lambda f: f.write(("\n".join(words) + "\n").encode("utf-8")))
@@ -513,7 +640,9 @@ def lm_build(
 @_user_errors
 def lm_compile(
     arpa: Path = typer.Argument(..., help="ARPA character LM (plain or .gz), e.g. from `handwrite lm build`."),
-    out: Path = typer.Option(..., "--out", "-o", help="Compiled LM to write (.npz): same model, loads about 8x faster."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Compiled LM to write (.npz): same model, loads about 8x faster."
+    ),
 ):
     """Compile an ARPA LM into handwrite's binary form (numpy arrays; loads without running code)."""
     import time
@@ -525,7 +654,12 @@ def lm_compile(
     CharLM.load(arpa).save_compiled(out)
     t1 = time.monotonic()
     CharLM.load(out)
-    summary = {"lm": str(out), "bytes": out.stat().st_size, "compile_s": round(t1 - t0, 2), "load_s": round(time.monotonic() - t1, 3)}
+    summary = {
+        "lm": str(out),
+        "bytes": out.stat().st_size,
+        "compile_s": round(t1 - t0, 2),
+        "load_s": round(time.monotonic() - t1, 3),
+    }
     typer.echo(_json(summary))
 
 
@@ -542,16 +676,17 @@ def lm_tune(
     beam: int = typer.Option(16, "--beam"),
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
-    save: bool = typer.Option(True, "--save/--no-save", help="Save the best settings beside the model, where transcribe and eval find them."),
+    save: bool = typer.Option(
+        True, "--save/--no-save", help="Save the best settings beside the model, where transcribe and eval find them."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the grid as JSON lines."),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
-    from .decoding import save_spec
-    from .progress import bar
     from .bundle import load, model_path
-    from .decoding import best_setting, tune_decoder
+    from .decoding import best_setting, save_spec, tune_decoder
+    from .progress import bar
 
     _threads(threads)
     try:
@@ -559,7 +694,9 @@ def lm_tune(
         grid_b = [float(x) for x in bonuses.split(",")]
     except ValueError:
         _fail("--weights and --bonuses take comma-separated numbers")
-    base = DecoderSpec(decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty)
+    base = DecoderSpec(
+        decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty
+    )
     model = model_path(model)
     recognizer = load(model, spec=DecoderSpec())  # the network only: tuning runs its own searches
     records, _ = _read_data(data, fmt, split)
@@ -587,13 +724,25 @@ def synth(
     out: Path = typer.Argument(..., help="Folder to write the IAM-layout dataset into (new or empty)."),
     lines: int = typer.Option(..., "--lines", "-n", help="Number of lines to draw."),
     seed: int = typer.Option(0, "--seed", help="Same seed (any --workers): byte-identical lines.txt."),
-    fonts: Optional[list[Path]] = typer.Option(None, "--fonts", help="Extra .ttf/.otf files or folders of them (repeatable)."),
-    builtin_fonts: bool = typer.Option(True, "--builtin-fonts/--no-builtin-fonts", help="Use the handwriting fonts installed with handwrite."),
-    text: Optional[list[Path]] = typer.Option(None, "--text", help="Text to draw lines from: UTF-8 files (.gz too) or datasets, whose transcriptions are used (repeatable; default: the shipped English letters corpus)."),
-    text_split: Optional[str] = typer.Option(None, "--text-split", help="For --text datasets: the split whose transcriptions to use (e.g. train)."),
+    fonts: Optional[list[Path]] = typer.Option(
+        None, "--fonts", help="Extra .ttf/.otf files or folders of them (repeatable)."
+    ),
+    builtin_fonts: bool = typer.Option(
+        True, "--builtin-fonts/--no-builtin-fonts", help="Use the handwriting fonts installed with handwrite."
+    ),
+    text: Optional[list[Path]] = typer.Option(
+        None,
+        "--text",
+        help="Text to draw lines from: UTF-8 files (.gz too) or datasets, whose transcriptions are used (repeatable; default: the shipped English letters corpus).",
+    ),
+    text_split: Optional[str] = typer.Option(
+        None, "--text-split", help="For --text datasets: the split whose transcriptions to use (e.g. train)."
+    ),
     height: int = typer.Option(64, "--height", help="Height of the written line images in pixels."),
     workers: int = typer.Option(1, "--workers", "-w", help="Processes drawing lines."),
-    sheet: Optional[Path] = typer.Option(None, "--sheet", help="Also write a contact sheet (PNG) of the first 16 lines here."),
+    sheet: Optional[Path] = typer.Option(
+        None, "--sheet", help="Also write a contact sheet (PNG) of the first 16 lines here."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Draw synthetic handwritten lines with handwriting fonts, as a dataset in the IAM line layout."""
@@ -615,5 +764,10 @@ def synth(
     seconds = time.monotonic() - t0
     if sheet is not None:
         contact_sheet(read_iam(out)[:16], sheet)
-    summary = {**asdict(report), "out": str(out), "seconds": round(seconds, 2), "lines_per_s": round(lines / seconds, 1)}
+    summary = {
+        **asdict(report),
+        "out": str(out),
+        "seconds": round(seconds, 2),
+        "lines_per_s": round(lines / seconds, 1),
+    }
     typer.echo(_json(summary, ensure_ascii=False))

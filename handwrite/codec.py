@@ -22,7 +22,7 @@ class Alphabet:
         self._index = {c: i + 1 for i, c in enumerate(self.chars)}
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "Alphabet":
+    def from_texts(cls, texts: Iterable[str]) -> Alphabet:
         seen = set()
         for t in texts:
             seen.update(unicodedata.normalize("NFC", t))

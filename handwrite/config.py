@@ -44,7 +44,9 @@ class ModelConfig:
         if self.dropout >= 1:
             raise HandwriteError(f"dropout must be < 1 (got {self.dropout!r}); 1 would drop everything")
         if self.height % (2 ** len(self.channels)):
-            raise HandwriteError(f"height {self.height} must be divisible by 2**{len(self.channels)} (one halving per block)")
+            raise HandwriteError(
+                f"height {self.height} must be divisible by 2**{len(self.channels)} (one halving per block)"
+            )
         if not 0 <= self.width_pools <= len(self.channels):
             raise HandwriteError("width_pools must be between 0 and the number of conv blocks")
 
@@ -92,7 +94,9 @@ class TrainConfig:
         if self.precision not in ("fp32", "bf16"):
             raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
         if self.freeze not in FREEZABLE:
-            raise HandwriteError(f"freeze: unknown part {self.freeze!r}; choose one of {', '.join(map(repr, FREEZABLE))}")
+            raise HandwriteError(
+                f"freeze: unknown part {self.freeze!r}; choose one of {', '.join(map(repr, FREEZABLE))}"
+            )
 
 
 @dataclass

@@ -168,7 +168,9 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
             continue
         fields = row.split(" ")
         if len(fields) < 9 or fields[1] not in ("ok", "err"):
-            raise HandwriteError(f"{lines_txt}:{n}: not an IAM line row (want 'id ok|err graylevel ncomp x y w h text')")
+            raise HandwriteError(
+                f"{lines_txt}:{n}: not an IAM line row (want 'id ok|err graylevel ncomp x y w h text')"
+            )
         line_id, status = fields[0], fields[1]
         if line_id in seen:
             raise HandwriteError(f"{lines_txt}:{n}: line {line_id} appears twice (first at line {seen[line_id]})")
@@ -191,8 +193,10 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
         forms = {"-".join(i.split("-")[:2]) for i in seen}
         unknown = sorted(w for w in wanted if w not in seen and w not in forms)
         if unknown:
-            raise HandwriteError(f"{lines_txt}: split {split!r} names {len(unknown)} ids that lines.txt does not have "
-                                 f"(first: {', '.join(unknown[:3])})")
+            raise HandwriteError(
+                f"{lines_txt}: split {split!r} names {len(unknown)} ids that lines.txt does not have "
+                f"(first: {', '.join(unknown[:3])})"
+            )
     return records
 
 

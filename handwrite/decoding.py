@@ -118,7 +118,7 @@ class Lexicon:
         self.word_chars = {c for w in self.words for c in w}
 
     @classmethod
-    def from_texts(cls, texts) -> "Lexicon":
+    def from_texts(cls, texts) -> Lexicon:
         return cls(w for t in texts for w in cls.WORD.findall(t))
 
 
@@ -131,8 +131,17 @@ class PrefixBeamSearch:
     outside it (None forbids them). No upper bound on ``beam`` here: the tests use exhaustive
     searches; user input goes through :class:`~handwrite.config.DecoderSpec`, which has one."""
 
-    def __init__(self, alphabet: Alphabet, beam: int = 16, lm_weight: float = 0.0, insertion_bonus: float = 0.0,
-                 prune: float = 1e-3, oov_penalty: float | None = None, lm=None, lexicon: Lexicon | None = None):
+    def __init__(
+        self,
+        alphabet: Alphabet,
+        beam: int = 16,
+        lm_weight: float = 0.0,
+        insertion_bonus: float = 0.0,
+        prune: float = 1e-3,
+        oov_penalty: float | None = None,
+        lm=None,
+        lexicon: Lexicon | None = None,
+    ):
         self.alphabet, self.lm, self.lexicon = alphabet, lm, lexicon
         self.beam, self.lm_weight, self.insertion_bonus = beam, lm_weight, insertion_bonus
         self.oov_penalty = oov_penalty
@@ -143,7 +152,9 @@ class PrefixBeamSearch:
             )
             if missing:
                 shown = "".join(sorted(missing))
-                raise HandwriteError(f"the language model does not cover the model's characters {shown!r}; rebuild it from text that has them")
+                raise HandwriteError(
+                    f"the language model does not cover the model's characters {shown!r}; rebuild it from text that has them"
+                )
             # label index -> LM vocabulary index (label 0, the blank, is never looked up)
             self.lm_ids = np.array([0] + [lm.index["<space>" if c == " " else c] for c in alphabet.chars])
         if lexicon is not None:
@@ -244,8 +255,14 @@ def build_search(spec: DecoderSpec, alphabet: Alphabet) -> PrefixBeamSearch | No
     lm = CharLM.load(spec.lm) if spec.lm else None
     lexicon = Lexicon(_read_words(Path(spec.lexicon))) if spec.lexicon else None
     return PrefixBeamSearch(
-        alphabet, beam=spec.beam, lm_weight=spec.lm_weight if lm is not None else 0.0,
-        insertion_bonus=spec.insertion_bonus, prune=spec.prune, oov_penalty=spec.oov_penalty, lm=lm, lexicon=lexicon,
+        alphabet,
+        beam=spec.beam,
+        lm_weight=spec.lm_weight if lm is not None else 0.0,
+        insertion_bonus=spec.insertion_bonus,
+        prune=spec.prune,
+        oov_penalty=spec.oov_penalty,
+        lm=lm,
+        lexicon=lexicon,
     )
 
 
@@ -296,8 +313,9 @@ def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
     return path
 
 
-def tune_decoder(recognizer, records: Sequence, base: DecoderSpec,
-                 weights: Sequence[float], bonuses: Sequence[float], progress=None) -> list[dict]:
+def tune_decoder(
+    recognizer, records: Sequence, base: DecoderSpec, weights: Sequence[float], bonuses: Sequence[float], progress=None
+) -> list[dict]:
     """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first.
 
     The network runs once; only the search is repeated, sharing one LM and its cache. An
@@ -318,7 +336,9 @@ def tune_decoder(recognizer, records: Sequence, base: DecoderSpec,
             counts = ErrorCounts()
             for k, rec in enumerate(records):
                 counts.add(rec.text, alphabet.decode(search.decode(frames[k][0])[0]) if k in frames else "")
-            rows.append({"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer})
+            rows.append(
+                {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
+            )
             if progress:
                 progress(1)
     return rows

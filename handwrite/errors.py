@@ -18,8 +18,9 @@ class HandwriteError(Exception):
     """A user-facing error: the message names the file and the problem."""
 
 
-def check_number(name: str, value, low=None, high=None, *, integer: bool = False, low_open: bool = False,
-                 optional: bool = False) -> None:
+def check_number(
+    name: str, value, low=None, high=None, *, integer: bool = False, low_open: bool = False, optional: bool = False
+) -> None:
     """The one range rule for a setting, used by every config object (so the CLI and Python callers
     get the same check): a finite number (an int when ``integer``) within [low, high] ((low, high]
     when ``low_open``); ``None`` passes when ``optional``."""
@@ -33,5 +34,7 @@ def check_number(name: str, value, low=None, high=None, *, integer: bool = False
     too_low = low is not None and (value <= low if low_open else value < low)
     if too_low or (high is not None and value > high):
         left = f"> {low}" if low_open else f">= {low}"
-        bounds = " and ".join(b for b in ((left if low is not None else ""), (f"<= {high}" if high is not None else "")) if b)
+        bounds = " and ".join(
+            b for b in ((left if low is not None else ""), (f"<= {high}" if high is not None else "")) if b
+        )
         raise HandwriteError(f"{name} must be {bounds} (got {value!r})")

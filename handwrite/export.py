@@ -43,8 +43,14 @@ class ExportReport:
     quantized: bool
 
 
-def export(model_path: Path, out: Path | None = None, fmt: str = "onnx", quantize: bool = False,
-           check_images: torch.Tensor | None = None, check_widths: torch.Tensor | None = None) -> ExportReport:
+def export(
+    model_path: Path,
+    out: Path | None = None,
+    fmt: str = "onnx",
+    quantize: bool = False,
+    check_images: torch.Tensor | None = None,
+    check_widths: torch.Tensor | None = None,
+) -> ExportReport:
     """Write ``model_path`` as ``fmt`` to ``out`` and compare its outputs with PyTorch's.
 
     ``quantize`` (ONNX only) stores LSTM and linear weights as int8 with onnxruntime's
@@ -74,8 +80,13 @@ def export(model_path: Path, out: Path | None = None, fmt: str = "onnx", quantiz
             data = _quantize(data)
         atomic_write(out, lambda f: f.write(data))
     meta = {
-        "format": fmt, "source": model_path.name, "alphabet": alphabet.chars, "blank": 0,
-        "height": model.cfg.height, "model_config": asdict(model.cfg), "quantized_int8": quantize,
+        "format": fmt,
+        "source": model_path.name,
+        "alphabet": alphabet.chars,
+        "blank": 0,
+        "height": model.cfg.height,
+        "model_config": asdict(model.cfg),
+        "quantized_int8": quantize,
         "inputs": {"images": "float32 (N,1,H,W), ink high in [0,1], right-padded with 0", "widths": "int64 (N,)"},
         "outputs": {"log_probs": "float32 (T,N,C), CTC, blank=0", "lengths": "int64 (N,) valid frames"},
     }
@@ -91,7 +102,9 @@ def export(model_path: Path, out: Path | None = None, fmt: str = "onnx", quantiz
     if not quantize and diff > TOLERANCE:
         for p in (out, out.with_name(out.name + ".json")):
             p.unlink(missing_ok=True)
-        raise HandwriteError(f"{out}: exported model disagrees with PyTorch (max |diff| {diff:.2e} > {TOLERANCE}); not kept")
+        raise HandwriteError(
+            f"{out}: exported model disagrees with PyTorch (max |diff| {diff:.2e} > {TOLERANCE}); not kept"
+        )
     return ExportReport(str(out), fmt, out.stat().st_size, diff, quantize)
 
 
@@ -100,7 +113,7 @@ def _check_batch(height: int) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     images = torch.rand(2, 1, height, 8 * height, generator=g)
     widths = torch.tensor([8 * height, 5 * height])
-    images[1, :, :, widths[1]:] = 0
+    images[1, :, :, widths[1] :] = 0
     return images, widths
 
 
@@ -118,10 +131,19 @@ def _onnx_bytes(model, images, widths) -> bytes:
             # so the model failed on any other line width in onnxruntime (tried with torch 2.14.1).
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                model, (images, widths), buf, input_names=["images", "widths"], output_names=["log_probs", "lengths"],
-                dynamic_axes={"images": {0: "batch", 3: "width"}, "widths": {0: "batch"},
-                              "log_probs": {0: "frames", 1: "batch"}, "lengths": {0: "batch"}},
-                opset_version=17, dynamo=False,
+                model,
+                (images, widths),
+                buf,
+                input_names=["images", "widths"],
+                output_names=["log_probs", "lengths"],
+                dynamic_axes={
+                    "images": {0: "batch", 3: "width"},
+                    "widths": {0: "batch"},
+                    "log_probs": {0: "frames", 1: "batch"},
+                    "lengths": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
             )
     except ImportError as e:
         raise HandwriteError(f"ONNX export needs the onnx package: pip install 'handwrite[export]' ({e})") from None
@@ -162,7 +184,9 @@ class OnnxNetwork:
             self.cfg = ModelConfig(**meta["model_config"])
             self.alphabet = Alphabet(meta["alphabet"])
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise HandwriteError(f"{meta_path}: missing or unreadable export description ({e}); re-export the model") from None
+            raise HandwriteError(
+                f"{meta_path}: missing or unreadable export description ({e}); re-export the model"
+            ) from None
         try:
             import onnxruntime as ort
         except ImportError:
@@ -175,7 +199,7 @@ class OnnxNetwork:
         except Exception as e:  # onnxruntime reports bad files with its own exception types
             raise HandwriteError(f"{path}: not a loadable ONNX model ({type(e).__name__})") from None
 
-    def eval(self) -> "OnnxNetwork":
+    def eval(self) -> OnnxNetwork:
         return self
 
     def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,7 +28,9 @@ def open_image(path: str | Path) -> Image.Image:
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > MAX_PIXELS:
-                    raise HandwriteError(f"{path}: image of {w}x{h} pixels is larger than the {MAX_PIXELS:,}-pixel limit")
+                    raise HandwriteError(
+                        f"{path}: image of {w}x{h} pixels is larger than the {MAX_PIXELS:,}-pixel limit"
+                    )
                 if getattr(im, "n_frames", 1) > 1:
                     raise HandwriteError(f"{path}: holds {im.n_frames} pages; give one image per file")
                 im.load()

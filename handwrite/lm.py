@@ -159,8 +159,17 @@ class CharLM:
     text: what keeps a one-line ``transcribe`` with the LM under 3 s.
     """
 
-    def __init__(self, order: int, tokens: list[str], unigram: np.ndarray, contexts: list[tuple],
-                 backoff: np.ndarray, ids: np.ndarray, logp: np.ndarray, offsets: np.ndarray):
+    def __init__(
+        self,
+        order: int,
+        tokens: list[str],
+        unigram: np.ndarray,
+        contexts: list[tuple],
+        backoff: np.ndarray,
+        ids: np.ndarray,
+        logp: np.ndarray,
+        offsets: np.ndarray,
+    ):
         if not tokens or tokens[-1] != EOS:
             raise ValueError("the model has no </s> unigram")
         if not (len(contexts) == len(backoff) == len(offsets) - 1 and len(ids) == len(logp) == offsets[-1]):
@@ -176,7 +185,7 @@ class CharLM:
         self._cache: dict[tuple, np.ndarray] = {}
 
     @classmethod
-    def from_arpa(cls, text: str) -> "CharLM":
+    def from_arpa(cls, text: str) -> CharLM:
         order, unigrams, backoff, explicit = _parse_arpa(text)
         tokens = sorted(set(unigrams) - {BOS, EOS}) + [EOS]
         index = {t: i for i, t in enumerate(tokens)}
@@ -191,25 +200,47 @@ class CharLM:
                 ids.append(index[t])
                 logp.append(p)
             offsets.append(len(ids))
-        return cls(order, tokens, unigram, contexts, np.array([backoff[g] for g in contexts]),
-                   np.array(ids, dtype=np.int32), np.array(logp), np.array(offsets, dtype=np.int64))
+        return cls(
+            order,
+            tokens,
+            unigram,
+            contexts,
+            np.array([backoff[g] for g in contexts]),
+            np.array(ids, dtype=np.int32),
+            np.array(logp),
+            np.array(offsets, dtype=np.int64),
+        )
 
     def save_compiled(self, path: str | Path) -> None:
         arrays = {
-            "format": np.array(COMPILED_FORMAT), "order": np.array(self.order), "tokens": np.array(self._tokens),
-            "unigram": self.unigram, "contexts": np.array([SEP.join(g) for g in self._contexts]),
-            "backoff": self._backoff, "ids": self._ids, "logp": self._logp, "offsets": self._offsets,
+            "format": np.array(COMPILED_FORMAT),
+            "order": np.array(self.order),
+            "tokens": np.array(self._tokens),
+            "unigram": self.unigram,
+            "contexts": np.array([SEP.join(g) for g in self._contexts]),
+            "backoff": self._backoff,
+            "ids": self._ids,
+            "logp": self._logp,
+            "offsets": self._offsets,
         }
         atomic_write(Path(path), lambda f: np.savez_compressed(f, **arrays))
 
     @classmethod
-    def _from_compiled(cls, data: bytes) -> "CharLM":
+    def _from_compiled(cls, data: bytes) -> CharLM:
         z = np.load(io.BytesIO(data), allow_pickle=False)  # plain arrays only: nothing runs
         if str(z["format"]) != COMPILED_FORMAT:
             raise ValueError("not a compiled handwrite character LM")
         contexts = [tuple(c.split(SEP)) if c else () for c in z["contexts"].tolist()]
-        return cls(int(z["order"]), z["tokens"].tolist(), z["unigram"], contexts,
-                   z["backoff"], z["ids"], z["logp"], z["offsets"])
+        return cls(
+            int(z["order"]),
+            z["tokens"].tolist(),
+            z["unigram"],
+            contexts,
+            z["backoff"],
+            z["ids"],
+            z["logp"],
+            z["offsets"],
+        )
 
     def _context(self, g: tuple) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(back-off weight, indices with explicit probabilities, their log-probs), or None if unseen."""
@@ -220,7 +251,7 @@ class CharLM:
         return self._backoff[i], self._ids[a:b], self._logp[a:b]
 
     @classmethod
-    def load(cls, path: str | Path) -> "CharLM":
+    def load(cls, path: str | Path) -> CharLM:
         """An ARPA file (plain or gzipped) or a compiled one (``handwrite lm compile``), told apart by content."""
         path = Path(path)
         if not path.is_file():

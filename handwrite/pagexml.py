@@ -149,7 +149,9 @@ def read_page_file(path: Path) -> PageFile:
         return _read_page(path, tree)
     if name == "alto":
         return _read_alto(path, tree)
-    raise HandwriteError(f"{path}: neither PAGE XML nor ALTO (root element <{local(root)}>, namespace {etree.QName(root).namespace})")
+    raise HandwriteError(
+        f"{path}: neither PAGE XML nor ALTO (root element <{local(root)}>, namespace {etree.QName(root).namespace})"
+    )
 
 
 def _int_attr(el, name: str) -> int | None:
@@ -163,6 +165,7 @@ def _page_text(line) -> str:
     """The line's TextEquiv with the lowest @index (else the first); else its words' texts."""
     equivs = _children(line, "TextEquiv")
     if equivs:
+
         def index(e):
             try:
                 return int(e.get("index"))
@@ -195,6 +198,7 @@ def _read_page(path: Path, tree) -> PageFile:
     # Reading order: the regions the ReadingOrder lists, in its order; then the rest in document order.
     ordered: list[str] = []
     for group in _descendants(page, "ReadingOrder")[:1]:
+
         def walk(el):
             refs = [c for c in el if isinstance(c.tag, str)]
             if local(el) == "OrderedGroup" or local(el) == "OrderedGroupIndexed":
@@ -223,8 +227,15 @@ def _read_page(path: Path, tree) -> PageFile:
             except ValueError as e:
                 raise HandwriteError(f"{path}: {e}") from None
             lines.append(TextLine(lid, _page_text(line), polygon or None, baseline or None, None, line))
-    return PageFile(path, "page", page.get("imageFilename") or "", _int_attr(page, "imageWidth"),
-                    _int_attr(page, "imageHeight"), lines, tree)
+    return PageFile(
+        path,
+        "page",
+        page.get("imageFilename") or "",
+        _int_attr(page, "imageWidth"),
+        _int_attr(page, "imageHeight"),
+        lines,
+        tree,
+    )
 
 
 def _alto_text(line) -> str:
@@ -274,8 +285,15 @@ def _read_alto(path: Path, tree) -> PageFile:
             except ValueError:
                 pass
         lines.append(TextLine(lid, _alto_text(line), polygon or None, baseline or None, box, line))
-    return PageFile(path, "alto", (names[0].text or "").strip() if names else "", _int_attr(page, "WIDTH"),
-                    _int_attr(page, "HEIGHT"), lines, tree)
+    return PageFile(
+        path,
+        "alto",
+        (names[0].text or "").strip() if names else "",
+        _int_attr(page, "WIDTH"),
+        _int_attr(page, "HEIGHT"),
+        lines,
+        tree,
+    )
 
 
 def find_image(page: PageFile) -> Path:
@@ -493,7 +511,12 @@ def _points_attr(corners) -> str:
 
 def _alto_box(corners) -> dict:
     xs, ys = [p[0] for p in corners], [p[1] for p in corners]
-    return {"HPOS": str(min(xs)), "VPOS": str(min(ys)), "WIDTH": str(max(xs) - min(xs)), "HEIGHT": str(max(ys) - min(ys))}
+    return {
+        "HPOS": str(min(xs)),
+        "VPOS": str(min(ys)),
+        "WIDTH": str(max(xs) - min(xs)),
+        "HEIGHT": str(max(ys) - min(ys)),
+    }
 
 
 def _write_page_line(el, ns, result, to_page) -> None:
@@ -562,15 +585,26 @@ def _update_page_regions(page: PageFile) -> None:
     for region in _descendants(page.tree.getroot(), "TextRegion"):
         ns = etree.QName(region).namespace
         if not _children(region, "Coords"):
-            points = [p for line in _children(region, "TextLine") for c in _children(line, "Coords")[:1]
-                      for p in _points(c.get("points"), "Coords")]
+            points = [
+                p
+                for line in _children(region, "TextLine")
+                for c in _children(line, "Coords")[:1]
+                for p in _points(c.get("points"), "Coords")
+            ]
             if points:
                 xs, ys = [int(p[0]) for p in points], [int(p[1]) for p in points]
-                _insert_after(region, _make(ns, "Coords", points=_rect_points(min(xs), min(ys), max(xs), max(ys))),
-                              ("AlternativeImage",))
+                _insert_after(
+                    region,
+                    _make(ns, "Coords", points=_rect_points(min(xs), min(ys), max(xs), max(ys))),
+                    ("AlternativeImage",),
+                )
         for equiv in _children(region, "TextEquiv"):
-            texts = [u.text or "" for line in _children(region, "TextLine")
-                     for e in _children(line, "TextEquiv")[:1] for u in _children(e, "Unicode")[:1]]
+            texts = [
+                u.text or ""
+                for line in _children(region, "TextLine")
+                for e in _children(line, "TextEquiv")[:1]
+                for u in _children(e, "Unicode")[:1]
+            ]
             for old in list(equiv):
                 equiv.remove(old)
             equiv.attrib.pop("conf", None)

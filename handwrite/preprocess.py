@@ -38,7 +38,9 @@ def read_line_image(source) -> Image.Image:
         try:
             return to_grey(Image.fromarray(source))
         except (TypeError, ValueError) as e:
-            raise HandwriteError(f"array of shape {source.shape} and type {source.dtype} is not an image ({e})") from None
+            raise HandwriteError(
+                f"array of shape {source.shape} and type {source.dtype} is not an image ({e})"
+            ) from None
     return open_image(source)
 
 
@@ -57,8 +59,10 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     if w == 0 or h == 0:
         raise HandwriteError(f"{source}: image is empty ({w}x{h} pixels)")
     if w > MAX_ASPECT * h:
-        raise HandwriteError(f"{source}: {w}x{h} pixels is too long for its height to be a text line "
-                             f"(more than {MAX_ASPECT} times as wide as high)")
+        raise HandwriteError(
+            f"{source}: {w}x{h} pixels is too long for its height to be a text line "
+            f"(more than {MAX_ASPECT} times as wide as high)"
+        )
     new_w = max(1, round(w * height / h))
     if new_w < MIN_WIDTH:
         raise HandwriteError(f"{source}: image is too narrow to hold text ({w}x{h} pixels)")

@@ -40,8 +40,12 @@ def bar(total: int, description: str, enabled: bool = True):
         yield _Bar(None, None)
         return
     columns = [
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[info]}"),
     ]
     with Progress(*columns, console=console, transient=False) as progress:
         yield _Bar(progress, progress.add_task(description, total=total, info=""))

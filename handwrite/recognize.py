@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from . import decoding
+from .batching import collate
 from .codec import Alphabet
 from .config import INFERENCE_BATCH, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
-from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results, xml_flavour
-from .batching import collate
+from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results
 from .preprocess import prepare_line, read_line_image, to_tensor
 
 
@@ -68,8 +68,16 @@ class Recognizer:
     ``cache`` keeps decoded images (training validates on the same lines every epoch).
     """
 
-    def __init__(self, model, alphabet, device="cpu", batch_size: int = INFERENCE_BATCH, cache: bool = False,
-                 decoder: DecoderSpec | None = None, workers: int = 1):
+    def __init__(
+        self,
+        model,
+        alphabet,
+        device="cpu",
+        batch_size: int = INFERENCE_BATCH,
+        cache: bool = False,
+        decoder: DecoderSpec | None = None,
+        workers: int = 1,
+    ):
         check_settings(batch_size, workers)
         self.model, self.alphabet = model, alphabet
         self.device = torch.device(device)
@@ -91,7 +99,7 @@ class Recognizer:
             self._cache[source] = item
         return item
 
-    def read(self, image, positions: bool = True) -> "Transcription":
+    def read(self, image, positions: bool = True) -> Transcription:
         """One line: a file path, a PIL image or a numpy array (greyscale or RGB, uint8) -> its
         :class:`Transcription` (``text``, ``confidence``, and with ``positions`` the ``glyphs`` and
         ``words()`` placed along the image). An unusable image raises HandwriteError."""
@@ -112,8 +120,13 @@ class Recognizer:
             out.append((log_probs[: lengths[n], n].numpy(), labels, conf))
         return out
 
-    def iter_transcribe(self, paths: Sequence[Path | LineCrop], progress: Callable[[int], None] | None = None,
-                        positions: bool = False, chunk: int | None = None) -> Iterator[Transcription]:
+    def iter_transcribe(
+        self,
+        paths: Sequence[Path | LineCrop],
+        progress: Callable[[int], None] | None = None,
+        positions: bool = False,
+        chunk: int | None = None,
+    ) -> Iterator[Transcription]:
         """:meth:`transcribe`, yielding results in order, ``chunk`` lines at a time (default
         ``STREAM_CHUNK``): memory stays bounded however many lines there are, and results come
         out before the last line is read."""
@@ -121,8 +134,9 @@ class Recognizer:
         for start in range(0, len(paths), chunk):
             yield from self.transcribe(paths[start : start + chunk], progress, positions)
 
-    def transcribe(self, paths: Sequence, progress: Callable[[int], None] | None = None,
-                   positions: bool = False) -> list[Transcription]:
+    def transcribe(
+        self, paths: Sequence, progress: Callable[[int], None] | None = None, positions: bool = False
+    ) -> list[Transcription]:
         """One result per line image (a file, a page crop, a PIL image or an array), in order;
         unreadable images get ``error`` and do not stop the rest. ``positions`` also aligns each
         text to its image (``glyphs``)."""
@@ -187,7 +201,9 @@ class Recognizer:
                 yield self.search.decode(lp)[0]
                 advance(1)
             return
-        with ProcessPoolExecutor(self.workers, initializer=_start_worker, initargs=(self.spec, self.alphabet.chars)) as pool:
+        with ProcessPoolExecutor(
+            self.workers, initializer=_start_worker, initargs=(self.spec, self.alphabet.chars)
+        ) as pool:
             for labels in pool.map(_decode_in_worker, frames, chunksize=4):
                 yield labels
                 advance(1)
@@ -221,8 +237,9 @@ def transcribe_page(recognizer: Recognizer, xml: Path, progress=None) -> PageRes
     (``document``; None when no line could be read, e.g. the page image is missing)."""
     found = page_lines(Path(xml))
     results = recognizer.transcribe([crop for _, crop in found.crops], progress, positions=True)
-    placed = {line.id: (res, to_page(crop, res.size)) for (line, crop), res in zip(found.crops, results)
-              if res.error is None}
+    placed = {
+        line.id: (res, to_page(crop, res.size)) for (line, crop), res in zip(found.crops, results) if res.error is None
+    }
     document = write_results(found.page, placed) if placed else None
     return PageResult(Path(xml), document, results, found.problems)
 

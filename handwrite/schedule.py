@@ -39,7 +39,7 @@ class Schedule:
     patience: int
 
     @classmethod
-    def of(cls, cfg: TrainConfig) -> "Schedule":
+    def of(cls, cfg: TrainConfig) -> Schedule:
         return cls(cfg.lr, cfg.warmup_steps, cfg.lr_patience, cfg.patience)
 
     def lr_at(self, state: TrainState) -> float:

@@ -32,8 +32,12 @@ from .errors import HandwriteError
 # OFL-licensed handwriting fonts installed from PyPI with handwrite; each covers printable ASCII.
 # Fonts whose lowercase is drawn as small capitals are left out: their images would not match the label's case.
 FONT_PACKAGES = (
-    "fontpkg_caveat", "fontpkg_shadows_into_light", "fontpkg_zeyada",
-    "fontpkg_indie_flower", "fontpkg_kalam", "fontpkg_dancing_script",
+    "fontpkg_caveat",
+    "fontpkg_shadows_into_light",
+    "fontpkg_zeyada",
+    "fontpkg_indie_flower",
+    "fontpkg_kalam",
+    "fontpkg_dancing_script",
 )
 FONT_SUFFIXES = {".ttf", ".otf", ".woff"}
 DEFAULT_TEXT = Path(__file__).with_name("resources") / "hooker-train-lines.txt.gz"
@@ -104,7 +108,9 @@ def find_fonts(paths: Sequence[Path]) -> list[Path]:
 def read_corpus(paths: Sequence[Path] = (), split: str | None = None) -> list[str]:
     """Normalised non-empty lines to draw: from text files or datasets (see ``read_texts``), else the shipped default."""
     # '|' is the IAM word separator, so a line containing one could not be written faithfully.
-    lines = [t for t in map(normalize_text, read_texts(list(paths) or [DEFAULT_TEXT], split=split)) if t and "|" not in t]
+    lines = [
+        t for t in map(normalize_text, read_texts(list(paths) or [DEFAULT_TEXT], split=split)) if t and "|" not in t
+    ]
     if not lines:
         raise HandwriteError(f"{', '.join(map(str, paths))}: no text lines to draw from")
     return lines
@@ -115,7 +121,7 @@ def _pick_text(corpus: Sequence[str], rng: np.random.Generator) -> str:
     if len(words) > MAX_WORDS:  # paragraph-length corpus lines: a window of IAM-like length
         k = int(rng.integers(3, MAX_WORDS + 1))
         start = int(rng.integers(len(words) - k + 1))
-        words = words[start:start + k]
+        words = words[start : start + k]
     return " ".join(words)
 
 
@@ -152,7 +158,7 @@ def _draw_words(text: str, font: Font, weight: int | None, rng: np.random.Genera
     canvas = np.zeros((h, w), np.float32)
     for im, px, py in pieces:
         c, r = int(px - x0), int(py - y0)
-        region = canvas[r:r + im.height, c:c + im.width]
+        region = canvas[r : r + im.height, c : c + im.width]
         np.maximum(region, np.asarray(im, np.float32) / 255, out=region)
     return canvas
 
@@ -162,7 +168,7 @@ def _trim(ink: np.ndarray, margin: int) -> np.ndarray:
     rows, cols = np.nonzero(ink > 0.01)
     if len(rows) == 0:
         return ink
-    box = ink[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+    box = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     return np.pad(box, margin)
 
 
@@ -244,7 +250,12 @@ def render_line(
     scale = 2 * height
     ink = _draw_words(text, font, weight, rng, x_height=scale * rng.uniform(0.22, 0.3))
     ink = _slant_and_rotate(_trim(ink, 2), rng)
-    ink = _elastic(_trim(ink, int(0.05 * scale) + 2), rng, amplitude=scale * rng.uniform(0.0, 0.025), cell=scale * rng.uniform(0.3, 0.8))
+    ink = _elastic(
+        _trim(ink, int(0.05 * scale) + 2),
+        rng,
+        amplitude=scale * rng.uniform(0.0, 0.025),
+        cell=scale * rng.uniform(0.3, 0.8),
+    )
     ink = _stroke(ink, rng, scale)
     rows, cols = np.nonzero(ink > 0.05)
     if len(rows) == 0:
@@ -256,7 +267,7 @@ def render_line(
     bottom, right = int(rows.max() + 1 + my), int(cols.max() + 1 + mx)
     crop = np.zeros((bottom - top, right - left), np.float32)
     src = ink[top:bottom, left:right]
-    crop[:src.shape[0], :src.shape[1]] = src
+    crop[: src.shape[0], : src.shape[1]] = src
     out_w = max(1, round(crop.shape[1] * height / crop.shape[0]))
     small = np.asarray(Image.fromarray(crop).resize((out_w, height), Image.LANCZOS), np.float32)
     return _paper(rng, small.shape, np.clip(small, 0, 1))
@@ -426,4 +437,3 @@ def contact_sheet(records: Sequence[LineRecord], out: str | Path, width: int = 1
         sheet.paste(b, (0, y))
         y += b.height + 6
     atomic_write(Path(out), lambda f: sheet.save(f, format="PNG"))
-

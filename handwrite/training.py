@@ -85,8 +85,11 @@ def make_optimizer(model: CRNN, cfg: TrainConfig) -> torch.optim.AdamW:
         getattr(model, cfg.freeze).requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(
-        [{"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
-         {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0}], lr=cfg.lr,
+        [
+            {"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
     )
 
 
@@ -129,8 +132,17 @@ def train(
     try:
         if not ddp.main:
             show_progress, log = False, (lambda m: None)
-        run = _setup(ddp, train_records, Path(out_dir), model_cfg or ModelConfig(), cfg or TrainConfig(), resume,
-                     show_progress, log, resolve_device(device, ddp.local_rank if ddp.world > 1 else None))
+        run = _setup(
+            ddp,
+            train_records,
+            Path(out_dir),
+            model_cfg or ModelConfig(),
+            cfg or TrainConfig(),
+            resume,
+            show_progress,
+            log,
+            resolve_device(device, ddp.local_rank if ddp.world > 1 else None),
+        )
         return _run(run, val_records, show_progress, log)
     finally:
         if lock is not None:
@@ -156,8 +168,13 @@ class _Run:
     def save_last(self) -> None:
         if self.ddp.main:
             checkpoint.save(
-                self.out / "last.pt", self.model, self.alphabet, optimizer=self.optimizer.state_dict(),
-                rng=torch.get_rng_state(), train_config=asdict(self.cfg), train_state=asdict(self.state),
+                self.out / "last.pt",
+                self.model,
+                self.alphabet,
+                optimizer=self.optimizer.state_dict(),
+                rng=torch.get_rng_state(),
+                train_config=asdict(self.cfg),
+                train_state=asdict(self.state),
             )
 
 
@@ -168,7 +185,9 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     if resume:
         saved = checkpoint.load_state(last) if last.exists() else None
         if saved is None:
-            kept = " (best.pt is kept; --init it in a new folder to go on from it)" if (out / "best.pt").exists() else ""
+            kept = (
+                " (best.pt is kept; --init it in a new folder to go on from it)" if (out / "best.pt").exists() else ""
+            )
             raise HandwriteError(f"{last}: nothing to resume (no last.pt in {out}){kept}")
         if "train_state" not in saved:
             raise HandwriteError(f"{last}: holds no training state to resume from")
@@ -180,7 +199,9 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         state = TrainState(**saved["train_state"])
     else:
         if any((out / name).exists() for name in RUN_FILES):
-            raise HandwriteError(f"{out}: already holds a training run; pass --resume to continue it or choose another folder")
+            raise HandwriteError(
+                f"{out}: already holds a training run; pass --resume to continue it or choose another folder"
+            )
         alphabet = Alphabet.from_texts(r.text for r in train_records)
         if cfg.init_from is not None:
             init = checkpoint.load_state(cfg.init_from)
@@ -217,11 +238,19 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     if train_set.unknown:
         # Only possible when resuming on other data: the alphabet is fixed by the first run.
         chars = "".join(sorted(train_set.unknown))
-        log(f"warning: {sum(train_set.unknown.values())} training characters are not in the model's alphabet and are skipped: {chars!r}")
-    sampler = WidthBatchSampler(train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=ddp.rank, world=ddp.world)
+        log(
+            f"warning: {sum(train_set.unknown.values())} training characters are not in the model's alphabet and are skipped: {chars!r}"
+        )
+    sampler = WidthBatchSampler(
+        train_set.widths, cfg.batch_size, shuffle=True, seed=cfg.seed, rank=ddp.rank, world=ddp.world
+    )
     loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0, worker_init_fn=_ignore_interrupts,
+        train_set,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        worker_init_fn=_ignore_interrupts,
         # Its own generator keeps the loader from drawing on the global RNG, which
         # dropout uses and last.pt saves: a resumed run then matches an unbroken one.
         generator=torch.Generator().manual_seed(cfg.seed),
@@ -273,7 +302,9 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                 loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
                 for batch in run.loader:
                     stepping[0] = True
-                    loss = train_step(run.net, run.model, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device)
+                    loss = train_step(
+                        run.net, run.model, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device
+                    )
                     state.step += 1
                     state.step_in_epoch += 1
                     loss_sum += loss * len(batch[1])
@@ -293,7 +324,9 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                 loss_sum, lines = _all_sum([loss_sum, lines], ddp)
                 if ddp.main:
                     speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
-                    record = _validate(run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done)
+                    record = _validate(
+                        run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done
+                    )
                     b.print(
                         f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
                         f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
@@ -343,15 +376,18 @@ def _limit_reached(state: TrainState, cfg: TrainConfig, ddp: Distributed) -> str
     return reason
 
 
-def _validate(run: _Run, validator: Recognizer, val_records, schedule: Schedule, loss: float, speed: float,
-              epoch_done: bool) -> dict:
+def _validate(
+    run: _Run, validator: Recognizer, val_records, schedule: Schedule, loss: float, speed: float, epoch_done: bool
+) -> dict:
     """Validation CER, best.pt when it is the lowest yet, the schedule's turn (whole epochs only),
     and the epoch's record appended to metrics.jsonl."""
     state = run.state
     ev = evaluate(validator, val_records)
     if ev.counts.cer < state.best_saved_cer:
         state.best_saved_cer = ev.counts.cer
-        checkpoint.save(run.out / "best.pt", run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer)
+        checkpoint.save(
+            run.out / "best.pt", run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer
+        )
     if epoch_done:
         schedule.end_epoch(state, ev.counts.cer)
     record = {
@@ -392,8 +428,10 @@ def _lock_run_folder(out: Path):
         f.seek(0)
         holder = f.read().strip() or "another process"
         f.close()
-        raise HandwriteError(f"{out}: another training run is using this folder (process {holder}); "
-                             "wait for it, stop it, or choose another folder") from None
+        raise HandwriteError(
+            f"{out}: another training run is using this folder (process {holder}); "
+            "wait for it, stop it, or choose another folder"
+        ) from None
     f.seek(0)
     f.truncate()
     f.write(f"{os.getpid()}\n")
@@ -413,7 +451,9 @@ def _drop_records_after(metrics_path: Path, state: TrainState) -> None:
         except ValueError:
             continue  # a line cut by the crash
         done_before = rec.get("step", 0) < state.step
-        same_step = rec.get("step", 0) == state.step and (not rec.get("complete_epoch") or rec.get("epoch", 0) <= state.epoch)
+        same_step = rec.get("step", 0) == state.step and (
+            not rec.get("complete_epoch") or rec.get("epoch", 0) <= state.epoch
+        )
         if done_before or same_step:
             keep.append(line)
     atomic_write(metrics_path, lambda f: f.write("".join(k + "\n" for k in keep).encode("utf-8")))

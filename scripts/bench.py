@@ -27,17 +27,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import handwrite  # noqa: E402, F401  (sets OMP_WAIT_POLICY before torch loads)
 import torch  # noqa: E402
 
-from handwrite.codec import Alphabet  # noqa: E402
-from handwrite.datasets import load_dataset  # noqa: E402
-from handwrite.config import DecoderSpec  # noqa: E402
-from handwrite.config import ModelConfig, TrainConfig  # noqa: E402
-from handwrite.model import CRNN  # noqa: E402
-from handwrite.training import make_optimizer, train_step  # noqa: E402
+import handwrite  # noqa: E402, F401  (sets OMP_WAIT_POLICY before torch loads)
 from handwrite.batching import LineDataset, WidthBatchSampler, collate  # noqa: E402
 from handwrite.bundle import load  # noqa: E402
+from handwrite.codec import Alphabet  # noqa: E402
+from handwrite.config import (  # noqa: E402
+    DecoderSpec,  # noqa: E402
+    ModelConfig,
+    TrainConfig,
+)
+from handwrite.datasets import load_dataset  # noqa: E402
+from handwrite.model import CRNN  # noqa: E402
+from handwrite.training import make_optimizer, train_step  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -50,9 +53,11 @@ def bench_train(args) -> dict:
     alphabet = Alphabet.from_texts(r.text for r in records)
     defaults = ModelConfig()
     cfg = ModelConfig(
-        height=args.height or defaults.height, channels=[int(c) for c in args.channels.split(",")] if args.channels else defaults.channels,
+        height=args.height or defaults.height,
+        channels=[int(c) for c in args.channels.split(",")] if args.channels else defaults.channels,
         width_pools=args.width_pools if args.width_pools is not None else defaults.width_pools,
-        lstm_layers=args.lstm_layers or defaults.lstm_layers, num_classes=len(alphabet),
+        lstm_layers=args.lstm_layers or defaults.lstm_layers,
+        num_classes=len(alphabet),
     )
     train_cfg = TrainConfig(batch_size=args.batch_size or TrainConfig().batch_size, precision=args.precision)
     torch.manual_seed(0)
@@ -73,11 +78,20 @@ def bench_train(args) -> dict:
             break
     seconds = time.perf_counter() - t0
     return {
-        "mode": "train", "data": str(args.data), "split": args.split, "height": cfg.height, "channels": cfg.channels,
-        "lstm_layers": cfg.lstm_layers, "batch_size": train_cfg.batch_size, "precision": train_cfg.precision,
-        "steps": args.steps, "lines": lines, "lines_per_s": round(lines / seconds, 2),
+        "mode": "train",
+        "data": str(args.data),
+        "split": args.split,
+        "height": cfg.height,
+        "channels": cfg.channels,
+        "lstm_layers": cfg.lstm_layers,
+        "batch_size": train_cfg.batch_size,
+        "precision": train_cfg.precision,
+        "steps": args.steps,
+        "lines": lines,
+        "lines_per_s": round(lines / seconds, 2),
         "params": sum(p.numel() for p in model.parameters()),
-        "threads": torch.get_num_threads(), "peak_rss_mib": round(peak_rss_mib()),
+        "threads": torch.get_num_threads(),
+        "peak_rss_mib": round(peak_rss_mib()),
     }
 
 
@@ -114,9 +128,13 @@ def bench_read(args) -> dict:
     dataset = LineDataset(records, Alphabet.from_texts(r.text for r in records), args.height)
     t2 = time.perf_counter()
     return {
-        "lines": len(dataset), "skipped": len(dataset.skipped), "parse_s": round(t1 - t0, 2),
-        "decode_s": round(t2 - t1, 2), "lines_per_s": round(len(records) / (t2 - t0), 1),
-        "decoded_mib": round(sum(x.nbytes for x in dataset.lines) / 2**20, 1), "peak_rss_mib": round(peak_rss_mib()),
+        "lines": len(dataset),
+        "skipped": len(dataset.skipped),
+        "parse_s": round(t1 - t0, 2),
+        "decode_s": round(t2 - t1, 2),
+        "lines_per_s": round(len(records) / (t2 - t0), 1),
+        "decoded_mib": round(sum(x.nbytes for x in dataset.lines) / 2**20, 1),
+        "peak_rss_mib": round(peak_rss_mib()),
     }
 
 

@@ -54,8 +54,12 @@ def prepare(name: str, src: Path, out: Path) -> dict:
     report = ReadReport()
     if name == "timeus":
         # PAGE and ALTO copies of the same pages: read the PAGE ones only.
-        records = [replace(r, id=f"{sub.name}/{r.id}") for sub in sorted((src / folder).iterdir()) if sub.is_dir()
-                   for r in load_dataset(sub / "page", "page", report=report)]
+        records = [
+            replace(r, id=f"{sub.name}/{r.id}")
+            for sub in sorted((src / folder).iterdir())
+            if sub.is_dir()
+            for r in load_dataset(sub / "page", "page", report=report)
+        ]
     else:
         records = load_dataset(src / folder, "page", report=report)
     writers = sorted({writer_of(r.id) for r in records})
@@ -65,7 +69,7 @@ def prepare(name: str, src: Path, out: Path) -> dict:
         held = set(writers[::step][:held])
     splits: dict[str, list[str]] = {"train": [], "validation": []}
     dropped = 0
-    for n, r in enumerate(records):
+    for r in records:
         text = clean(r.text)
         if not text:
             dropped += 1
@@ -87,8 +91,15 @@ def prepare(name: str, src: Path, out: Path) -> dict:
         splits["validation" if writer_of(r.id) in held else "train"].append(str(rel.with_suffix(".png")))
     for split, rows in splits.items():
         (out / name / f"{split}.txt").write_text("".join(f"{p}\n" for p in rows), encoding="utf-8")
-    return {"collection": name, "train": len(splits["train"]), "validation": len(splits["validation"]),
-            "dropped": dropped, "empty": report.empty, "problems": len(report.problems), "writers": len(writers)}
+    return {
+        "collection": name,
+        "train": len(splits["train"]),
+        "validation": len(splits["validation"]),
+        "dropped": dropped,
+        "empty": report.empty,
+        "problems": len(report.problems),
+        "writers": len(writers),
+    }
 
 
 def main() -> None:

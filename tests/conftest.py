@@ -28,12 +28,14 @@ TINY = dict(height=32, channels=[16, 32, 48], width_pools=2, lstm_hidden=64, lst
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory):
     """A tiny model trained on the 6 'ok' training lines of the IAM fixture until it reads them."""
-    from handwrite.datasets import load_dataset
     from handwrite.config import ModelConfig, TrainConfig
+    from handwrite.datasets import load_dataset
     from handwrite.training import train
 
     out = tmp_path_factory.mktemp("run")
     records = load_dataset(IAM_MINI, split="train")
-    cfg = TrainConfig(epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000)
+    cfg = TrainConfig(
+        epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000
+    )
     result = train(records, records, out, ModelConfig(**TINY), cfg, show_progress=False, log=lambda m: None)
     return out, result

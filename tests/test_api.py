@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import IAM_MINI
 from PIL import Image
 from typer.testing import CliRunner
 
 import handwrite
 from handwrite.cli import app
-
-from conftest import IAM_MINI
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,15 +55,21 @@ def test_evaluate_and_train_from_python(trained, tmp_path):
     records = handwrite.load_dataset(IAM_MINI, split="train")
     ev = handwrite.evaluate(handwrite.load(trained[0] / "best.pt"), records)
     assert ev.counts.lines == len(records) and ev.counts.cer < 0.2
-    result = handwrite.train(records, records, tmp_path / "run", handwrite.ModelConfig(height=32, channels=[8, 16],
-                             width_pools=2, lstm_hidden=8, lstm_layers=1), handwrite.TrainConfig(max_steps=2, workers=0),
-                             show_progress=False, log=lambda m: None)
+    result = handwrite.train(
+        records,
+        records,
+        tmp_path / "run",
+        handwrite.ModelConfig(height=32, channels=[8, 16], width_pools=2, lstm_hidden=8, lstm_layers=1),
+        handwrite.TrainConfig(max_steps=2, workers=0),
+        show_progress=False,
+        log=lambda m: None,
+    )
     assert result["step"] == 2 and (tmp_path / "run" / "best.pt").exists()
 
 
 def test_the_readme_python_example_runs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Python API"):]
+    section = readme[readme.index("## Python API") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -72,8 +77,23 @@ def test_the_readme_python_example_runs():
 
 
 def test_a_wheel_carries_the_default_model(tmp_path):
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(tmp_path), str(ROOT)], capture_output=True, text=True, timeout=600)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if built.returncode != 0 and "No module named" in built.stderr:
         pytest.skip("building a wheel needs setuptools and wheel in this environment")
     assert built.returncode == 0, built.stderr[-1000:]

@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 import torch
+from conftest import COPISTE_MINI, IAM_MINI
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,8 +18,6 @@ from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.model import CRNN
 
-from conftest import COPISTE_MINI, IAM_MINI
-
 runner = CliRunner()
 GOOD_IMAGE = IAM_MINI / "lines" / "h00" / "h00-000" / "h00-000-18.png"
 
@@ -28,7 +27,9 @@ def model_file(tmp_path_factory):
     """An untrained but valid model: these tests are about input handling, not accuracy."""
     path = tmp_path_factory.mktemp("model") / "m.pt"
     alphabet = Alphabet.from_texts(["abc"])
-    cfg = ModelConfig(height=32, channels=[8, 16], width_pools=2, lstm_hidden=8, lstm_layers=1, num_classes=len(alphabet))
+    cfg = ModelConfig(
+        height=32, channels=[8, 16], width_pools=2, lstm_hidden=8, lstm_layers=1, num_classes=len(alphabet)
+    )
     checkpoint.save(path, CRNN(cfg), alphabet)
     return path
 
@@ -72,7 +73,9 @@ def test_transcribe_reports_each_bad_image_and_keeps_going(model_file, tmp_path)
 
 
 def test_transcribe_jsonl_marks_failures(model_file, tmp_path):
-    r = runner.invoke(app, ["transcribe", "-m", str(model_file), str(tmp_path / "missing.png"), "--output", "jsonl", "-q"])
+    r = runner.invoke(
+        app, ["transcribe", "-m", str(model_file), str(tmp_path / "missing.png"), "--output", "jsonl", "-q"]
+    )
     assert r.exit_code == 2  # every input failed: nothing was produced
     assert '"error": "' in r.stdout and '"text": null' in r.stdout
 
@@ -91,9 +94,11 @@ def test_bad_model_files(model_file, tmp_path, kind):
     elif kind == "foreign-state-dict":
         torch.save(torch.nn.Linear(2, 2).state_dict(), path)  # another program's checkpoint
     elif kind == "code-pickle":
+
         class Evil:
             def __reduce__(self):
                 return (shutil.rmtree, (str(tmp_path / "victim"),))
+
         (tmp_path / "victim").mkdir()
         path.write_bytes(pickle.dumps(Evil()))
     elif kind == "truncated":
@@ -145,8 +150,22 @@ def test_eval_bad_datasets(model_file, tmp_path, args, problem):
 def test_train_skips_an_unreadable_line_with_a_warning(tmp_path):
     shutil.copytree(COPISTE_MINI, tmp_path / "set")
     (tmp_path / "set" / "imp_wikitexte_0024" / "eSc_line_b09cea4f.png").write_bytes(b"")
-    r = runner.invoke(app, ["train", str(tmp_path / "set"), "--val-split", "validation", "-o", str(tmp_path / "out"),
-                            "--max-steps", "1", "--workers", "0", "--no-augment"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "set"),
+            "--val-split",
+            "validation",
+            "-o",
+            str(tmp_path / "out"),
+            "--max-steps",
+            "1",
+            "--workers",
+            "0",
+            "--no-augment",
+        ],
+    )
     assert r.exit_code == 0, r.output
     warnings = [line for line in r.stderr.splitlines() if "skipped unreadable training line" in line]
     assert len(warnings) == 1 and "eSc_line_b09cea4f.png" in warnings[0] and "not a readable image" in warnings[0]
@@ -157,7 +176,20 @@ def test_train_with_no_readable_image_stops_before_training(tmp_path):
     shutil.copytree(COPISTE_MINI, tmp_path / "set")
     for png in (tmp_path / "set").rglob("*.png"):
         png.write_bytes(b"")
-    r = runner.invoke(app, ["train", str(tmp_path / "set"), "--val-split", "validation", "-o", str(tmp_path / "out"), "-q", "--workers", "0"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(tmp_path / "set"),
+            "--val-split",
+            "validation",
+            "-o",
+            str(tmp_path / "out"),
+            "-q",
+            "--workers",
+            "0",
+        ],
+    )
     assert r.exit_code == 2
     _one_error_line(r.stderr, ".png", "no readable line images")
     assert not (tmp_path / "out" / "last.pt").exists()
@@ -170,7 +202,9 @@ def test_train_needs_validation(tmp_path):
 
 
 def test_resume_without_a_run(tmp_path):
-    r = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "validation", "-o", str(tmp_path / "out"), "--resume", "-q"])
+    r = runner.invoke(
+        app, ["train", str(IAM_MINI), "--val-split", "validation", "-o", str(tmp_path / "out"), "--resume", "-q"]
+    )
     assert r.exit_code == 2
     _one_error_line(r.stderr, "last.pt", "nothing to resume")
 

@@ -4,13 +4,12 @@ import json
 import shutil
 
 import pytest
+from conftest import COPISTE_MINI, IAM_MINI
 from typer.testing import CliRunner
 
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
 from handwrite.decoding import load_spec
-
-from conftest import COPISTE_MINI, IAM_MINI
 
 runner = CliRunner()
 
@@ -46,9 +45,16 @@ def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train", "--lexicon-out", str(tmp_path / "words.txt")])
     assert r.exit_code == 0, r.output
     words = str(tmp_path / "words.txt")
-    for extra in ([], ["--lm", str(lm)], ["--lm", str(lm), "--lexicon", words],
-                  ["--lm", str(lm), "--lexicon", words, "--oov-penalty", "5"]):
-        r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra])
+    for extra in (
+        [],
+        ["--lm", str(lm)],
+        ["--lm", str(lm), "--lexicon", words],
+        ["--lm", str(lm), "--lexicon", words, "--oov-penalty", "5"],
+    ):
+        r = runner.invoke(
+            app,
+            ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "beam", "--json", "-q", *extra],
+        )
         assert r.exit_code == 0, r.output
         summary = json.loads(r.stdout)
         assert summary["decoder"] == "beam" and summary["cer"] <= 0.05, extra
@@ -56,8 +62,26 @@ def test_beam_with_lm_and_lexicon_reads_training_lines(model, tmp_path):
 
 def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
-    r = runner.invoke(app, ["lm", "tune", "-m", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
-                            "--weights", "0.1,0.5", "--bonuses", "0,1", "--json", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "lm",
+            "tune",
+            "-m",
+            str(model),
+            str(IAM_MINI),
+            "--split",
+            "train",
+            "--lm",
+            str(lm),
+            "--weights",
+            "0.1,0.5",
+            "--bonuses",
+            "0,1",
+            "--json",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 1 + 4 and rows[0]["decoder"] == "greedy"
@@ -72,7 +96,21 @@ def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     r = runner.invoke(app, ["eval", "-m", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["decoder"] == "beam"
-    r = runner.invoke(app, ["eval", "-m", str(moved / model.name), str(IAM_MINI), "--split", "train", "--json", "-q", "--decoder", "greedy"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "-m",
+            str(moved / model.name),
+            str(IAM_MINI),
+            "--split",
+            "train",
+            "--json",
+            "-q",
+            "--decoder",
+            "greedy",
+        ],
+    )
     assert json.loads(r.stdout)["decoder"] == "greedy"
 
 
@@ -83,8 +121,25 @@ def test_tune_keeps_greedy_when_no_lm_setting_beats_it(model, tmp_path):
     text.write_text("\n".join(lines * 5) + "\n", encoding="utf-8")
     r, lm = _build(tmp_path, text)
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["lm", "tune", "-m", str(model), str(IAM_MINI), "--split", "train", "--lm", str(lm),
-                            "--weights", "4", "--bonuses", "0", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "lm",
+            "tune",
+            "-m",
+            str(model),
+            str(IAM_MINI),
+            "--split",
+            "train",
+            "--lm",
+            str(lm),
+            "--weights",
+            "4",
+            "--bonuses",
+            "0",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     greedy, beam = [json.loads(line) for line in r.stdout.splitlines()]
     assert beam["cer"] > greedy["cer"]

@@ -1,11 +1,10 @@
 from pathlib import Path
 
 import pytest
+from conftest import COPISTE_MINI, IAM_MINI
 
 from handwrite.datasets import LineRecord, detect_format, load_dataset, normalize_text
 from handwrite.errors import HandwriteError
-
-from conftest import COPISTE_MINI, IAM_MINI
 
 
 def test_iam_excludes_err_rows_by_default():
@@ -31,7 +30,12 @@ def test_iam_record_fields_and_image_layout():
 def test_iam_split_by_name_and_by_file():
     train = load_dataset(IAM_MINI, split="train")
     assert [r.id for r in train] == [
-        "h00-000-18", "h00-007-10", "h00-017-10", "h01-022-06", "h01-035-02", "h01-037-01",
+        "h00-000-18",
+        "h00-007-10",
+        "h00-017-10",
+        "h01-022-06",
+        "h01-035-02",
+        "h01-037-01",
     ]  # h00-012-13 is listed but marked err
     assert len(load_dataset(IAM_MINI, split="train", include_err=True)) == 7
     by_file = load_dataset(IAM_MINI, split=str(IAM_MINI / "splits" / "validation.txt"), include_err=True)
@@ -56,7 +60,9 @@ def test_tsv_manifest_with_header_and_split_column():
     manifest = COPISTE_MINI / "manifest.tsv"
     records = load_dataset(manifest)
     assert len(records) == 4
-    assert records[0] == LineRecord(COPISTE_MINI / "imp_wikitexte_0022/eSc_line_7bbc4d4d.png", "Aquitaine.", "imp_wikitexte_0022/eSc_line_7bbc4d4d")
+    assert records[0] == LineRecord(
+        COPISTE_MINI / "imp_wikitexte_0022/eSc_line_7bbc4d4d.png", "Aquitaine.", "imp_wikitexte_0022/eSc_line_7bbc4d4d"
+    )
     assert [r.text for r in load_dataset(manifest, split="train")] == ["Aquitaine.", "12 genres.", "norvégien."]
 
 

@@ -22,8 +22,11 @@ def _ctc_logprob(log_probs: np.ndarray, labels: list[int]) -> float:
     """Exact log P(labels | frames) by torch's CTC forward algorithm."""
     lp = torch.tensor(log_probs, dtype=torch.float64).unsqueeze(1)
     loss = torch.nn.functional.ctc_loss(
-        lp, torch.tensor([labels or [1]], dtype=torch.long)[:, : len(labels)],
-        torch.tensor([lp.shape[0]]), torch.tensor([len(labels)]), reduction="sum",
+        lp,
+        torch.tensor([labels or [1]], dtype=torch.long)[:, : len(labels)],
+        torch.tensor([lp.shape[0]]),
+        torch.tensor([len(labels)]),
+        reduction="sum",
     )
     return -float(loss)
 
@@ -47,7 +50,7 @@ def test_beam_width_one_with_a_cancelled_uniform_lm_equals_greedy(tmp_path):
     for _ in range(50):
         lp = _random_ctc(rng, 12, 4, peaky=True)
         assert np.exp(lp.max(-1)).min() > 0.5
-        (g, _), = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([12]))
+        ((g, _),) = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([12]))
         assert search.decode(lp)[0] == g
 
 
@@ -58,7 +61,7 @@ def test_wider_beam_never_worse_than_greedy():
     unbounded = PrefixBeamSearch(alphabet, beam=100_000, prune=0)
     for _ in range(30):
         lp = _random_ctc(rng, 6, 5)
-        (g, _), = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([6]))
+        ((g, _),) = greedy(torch.tensor(lp).unsqueeze(1), torch.tensor([6]))
         labels, score = search.decode(lp)
         # The beam's best scores at least the single best path that greedy follows...
         assert score >= lp.max(-1).sum() - 1e-9

@@ -7,27 +7,64 @@ import sys
 
 import pytest
 import torch
-
-from handwrite import checkpoint
-from handwrite.datasets import load_dataset
-import handwrite
-
 from conftest import IAM_MINI, TINY
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+import handwrite
+from handwrite import checkpoint
+from handwrite.datasets import load_dataset
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this torch build has no torch.distributed"
+)
 
 # The 8 'ok' lines of the fixture: global batches of 4 divide them, so one process with
 # batch 4 and two with batch 2 each take the same 2 steps per epoch over the same lines.
 ARGS = [
-    str(IAM_MINI), "--val-split", "validation", "--height", str(TINY["height"]), "--lstm-hidden", "64",
-    "--lstm-layers", "1", "--no-augment", "--workers", "0", "--lr", "3e-3", "--seed", "7", "-q",
+    str(IAM_MINI),
+    "--val-split",
+    "validation",
+    "--height",
+    str(TINY["height"]),
+    "--lstm-hidden",
+    "64",
+    "--lstm-layers",
+    "1",
+    "--no-augment",
+    "--workers",
+    "0",
+    "--lr",
+    "3e-3",
+    "--seed",
+    "7",
+    "-q",
 ]
 
 
 def _run(out, procs: int, batch: int, steps: int, *extra):
-    cmd = [sys.executable, "-m", "handwrite", "train", *ARGS, "-o", str(out), "-b", str(batch), "--max-steps", str(steps), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "handwrite",
+        "train",
+        *ARGS,
+        "-o",
+        str(out),
+        "-b",
+        str(batch),
+        "--max-steps",
+        str(steps),
+        *extra,
+    ]
     if procs > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", "-m", *cmd[2:]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={procs}",
+            "-m",
+            *cmd[2:],
+        ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -48,7 +85,11 @@ def runs(tmp_path_factory):
 
 def test_two_process_run_writes_one_checkpoint_that_transcribes(runs):
     base, two = runs
-    assert sorted(p.name for p in (base / "two").iterdir() if p.name != ".lock") == ["best.pt", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in (base / "two").iterdir() if p.name != ".lock") == [
+        "best.pt",
+        "last.pt",
+        "metrics.jsonl",
+    ]
     assert len(two.stdout.strip().splitlines()) == 1  # one summary, from rank 0
     assert json.loads(two.stdout)["step"] == 6
     # Same format as a one-process checkpoint: same keys, same weight names and shapes.

@@ -5,15 +5,14 @@ import warnings
 
 import pytest
 import torch
+from conftest import IAM_MINI
 from typer.testing import CliRunner
 
 from handwrite import checkpoint
+from handwrite.batching import collate
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
-from handwrite.batching import collate
 from handwrite.preprocess import load_line, to_tensor
-
-from conftest import IAM_MINI
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'handwrite[export]')")
 from handwrite.export import TOLERANCE, OnnxNetwork, export  # noqa: E402
@@ -56,7 +55,9 @@ def test_onnx_and_int8_models_evaluate_through_the_cli(trained, tmp_path):
     out, _ = trained
 
     def cer(model):
-        r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "greedy", "--json", "-q"])
+        r = runner.invoke(
+            app, ["eval", "-m", str(model), str(IAM_MINI), "--split", "train", "--decoder", "greedy", "--json", "-q"]
+        )
         assert r.exit_code == 0, r.output
         return json.loads(r.stdout)["cer"]
 

@@ -12,22 +12,59 @@ import time
 
 import pytest
 import torch
+from conftest import IAM_MINI
 from typer.testing import CliRunner
 
 from handwrite import checkpoint
 from handwrite.cli import app
 
-from conftest import IAM_MINI
-
 runner = CliRunner()
 EPOCHS = 120  # about 5 s of training: long enough to be stopped at a random moment of it
-TINY_ARGS = ["--height", "32", "--channels", "8,16,16", "--width-pools", "2", "--lstm-hidden", "16", "--lstm-layers", "1",
-             "--dropout", "0.2", "-b", "2", "--lr", "3e-3", "--workers", "0", "--seed", "7"]
+TINY_ARGS = [
+    "--height",
+    "32",
+    "--channels",
+    "8,16,16",
+    "--width-pools",
+    "2",
+    "--lstm-hidden",
+    "16",
+    "--lstm-layers",
+    "1",
+    "--dropout",
+    "0.2",
+    "-b",
+    "2",
+    "--lr",
+    "3e-3",
+    "--workers",
+    "0",
+    "--seed",
+    "7",
+]
 
 
 def _train_cmd(out, *extra):
-    return [sys.executable, "-m", "handwrite", "train", str(IAM_MINI), "--train-split", "train", "--val-split", "train",
-            "-o", str(out), "-q", "--epochs", str(EPOCHS), "--patience", "1000", *TINY_ARGS, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "handwrite",
+        "train",
+        str(IAM_MINI),
+        "--train-split",
+        "train",
+        "--val-split",
+        "train",
+        "-o",
+        str(out),
+        "-q",
+        "--epochs",
+        str(EPOCHS),
+        "--patience",
+        "1000",
+        *TINY_ARGS,
+        *extra,
+    ]
 
 
 def _weights(run):
@@ -74,31 +111,71 @@ def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken
 
 def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_runs_lock_is_not_stale(tmp_path):
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time; from pathlib import Path; from handwrite.training import _lock_run_folder;"
-                               f"f = _lock_run_folder(Path({str(out)!r})); print('locked', flush=True); time.sleep(60)"],
-                              stdout=subprocess.PIPE)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from handwrite.training import _lock_run_folder;"
+            f"f = _lock_run_folder(Path({str(out)!r})); print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
     assert holder.stdout.readline().strip() == b"locked"
-    r = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS])
+    r = runner.invoke(
+        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS]
+    )
     assert r.exit_code == 2 and "another training run is using this folder" in r.output
     assert f"process {holder.pid}" in r.output
     holder.kill()  # kill -9: the kernel releases the lock
     holder.wait()
-    r = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS])
+    r = runner.invoke(
+        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS]
+    )
     assert r.exit_code == 0, r.output
 
 
 def test_records_after_the_saved_state_are_dropped_on_resume(tmp_path):
     out = tmp_path / "run"
-    first = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out),
-                                "--epochs", "2", "-q", *TINY_ARGS])
+    first = runner.invoke(
+        app,
+        [
+            "train",
+            str(IAM_MINI),
+            "--train-split",
+            "train",
+            "--val-split",
+            "train",
+            "-o",
+            str(out),
+            "--epochs",
+            "2",
+            "-q",
+            *TINY_ARGS,
+        ],
+    )
     assert first.exit_code == 0, first.output
     records = (out / "metrics.jsonl").read_text().splitlines()
     # As if killed after writing epoch 3's record but before saving last.pt, mid-line of another.
     ghost = dict(json.loads(records[-1]), epoch=3, step=json.loads(records[-1])["step"] + 3)
     (out / "metrics.jsonl").write_text("\n".join(records + [json.dumps(ghost), '{"epoch": 4, "ste']) + "\n")
-    again = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out),
-                                "--epochs", "3", "--resume", "-q", *TINY_ARGS])
+    again = runner.invoke(
+        app,
+        [
+            "train",
+            str(IAM_MINI),
+            "--train-split",
+            "train",
+            "--val-split",
+            "train",
+            "-o",
+            str(out),
+            "--epochs",
+            "3",
+            "--resume",
+            "-q",
+            *TINY_ARGS,
+        ],
+    )
     assert again.exit_code == 0, again.output
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
@@ -106,10 +183,14 @@ def test_records_after_the_saved_state_are_dropped_on_resume(tmp_path):
 
 def test_best_pt_without_last_pt_is_neither_resumed_nor_overwritten(tmp_path):
     out = tmp_path / "run"
-    runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--epochs", "1", "-q", *TINY_ARGS])
+    runner.invoke(
+        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--epochs", "1", "-q", *TINY_ARGS]
+    )
     (out / "last.pt").unlink()  # as after a disk-full crash that kept best.pt
     best = (out / "best.pt").read_bytes()
-    resume = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--resume", "-q", *TINY_ARGS])
+    resume = runner.invoke(
+        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--resume", "-q", *TINY_ARGS]
+    )
     assert resume.exit_code == 2 and "nothing to resume" in resume.output and "best.pt is kept" in resume.output
     fresh = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "-q", *TINY_ARGS])
     assert fresh.exit_code == 2 and "already holds a training run" in fresh.output
@@ -134,7 +215,20 @@ def _disk_full(monkeypatch, after: int):
 @pytest.mark.parametrize("after", [0, 1, 2, 4])
 def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path, after):
     out = tmp_path / "run"
-    args = ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out), "--epochs", "3", "-q", *TINY_ARGS]
+    args = [
+        "train",
+        str(IAM_MINI),
+        "--train-split",
+        "train",
+        "--val-split",
+        "train",
+        "-o",
+        str(out),
+        "--epochs",
+        "3",
+        "-q",
+        *TINY_ARGS,
+    ]
     _disk_full(monkeypatch, after)
     r = runner.invoke(app, args)
     assert r.exit_code == 74, r.output
@@ -145,17 +239,36 @@ def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path,
         checkpoint.load_state(out / "last.pt")  # the previous state, whole
         r = runner.invoke(app, args + ["--resume"])
     else:
-        r = runner.invoke(app, ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o",
-                                str(tmp_path / "again"), "--epochs", "3", "-q", *TINY_ARGS])
+        r = runner.invoke(
+            app,
+            [
+                "train",
+                str(IAM_MINI),
+                "--train-split",
+                "train",
+                "--val-split",
+                "train",
+                "-o",
+                str(tmp_path / "again"),
+                "--epochs",
+                "3",
+                "-q",
+                *TINY_ARGS,
+            ],
+        )
     assert r.exit_code == 0, r.output
 
 
 def test_disk_full_writing_transcriptions_and_reports(monkeypatch, tmp_path, trained):
     model = trained[0] / "best.pt"
     _disk_full(monkeypatch, 0)
-    r = runner.invoke(app, ["transcribe", "-m", str(model), str(IAM_MINI / "lines"), "-o", str(tmp_path / "t.txt"), "-q"])
+    r = runner.invoke(
+        app, ["transcribe", "-m", str(model), str(IAM_MINI / "lines"), "-o", str(tmp_path / "t.txt"), "-q"]
+    )
     assert r.exit_code == 74 and "No space left" in r.output and not (tmp_path / "t.txt").exists()
-    r = runner.invoke(app, ["eval", "-m", str(model), str(IAM_MINI), "--report", str(tmp_path / "r.tsv"), "--json", "-q"])
+    r = runner.invoke(
+        app, ["eval", "-m", str(model), str(IAM_MINI), "--report", str(tmp_path / "r.tsv"), "--json", "-q"]
+    )
     assert r.exit_code == 74 and '"cer"' in r.stdout  # the figures were printed before the report failed
     r = runner.invoke(app, ["lm", "build", str(IAM_MINI), "-o", str(tmp_path / "lm.arpa")])
     assert r.exit_code == 74 and "Traceback" not in r.output

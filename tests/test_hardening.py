@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from conftest import COPISTE_MINI, IAM_MINI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -21,15 +22,13 @@ from typer.testing import CliRunner
 from handwrite import checkpoint
 from handwrite.cli import app
 from handwrite.codec import Alphabet
+from handwrite.config import ModelConfig
 from handwrite.datasets import load_dataset, read_iam, read_pairs, read_tsv
 from handwrite.decoding import load_spec
 from handwrite.errors import HandwriteError
 from handwrite.lm import CharLM, build_arpa, write_arpa
-from handwrite.config import ModelConfig
 from handwrite.model import CRNN
 from handwrite.preprocess import load_line
-
-from conftest import COPISTE_MINI, IAM_MINI
 
 runner = CliRunner()
 LINE = IAM_MINI / "lines" / "h00" / "h00-000" / "h00-000-18.png"
@@ -43,27 +42,31 @@ def model(trained):
 
 # --- numbers ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, setting", [
-    (["transcribe", "-b", "0", str(LINE)], "batch_size"),
-    (["transcribe", "-b", "-3", str(LINE)], "batch_size"),
-    (["transcribe", "--beam", "-2", "--decoder", "beam", str(LINE)], "beam"),
-    (["transcribe", "--beam", "0", "--decoder", "beam", str(LINE)], "beam"),
-    (["transcribe", "--beam", "100000", "--decoder", "beam", str(LINE)], "beam"),
-    (["transcribe", "--workers", "-1", str(LINE)], "workers"),
-    (["transcribe", "--threads", "0", str(LINE)], "threads"),
-    (["transcribe", "--lm-weight", "nan", "--decoder", "beam", str(LINE)], "lm_weight"),
-    (["eval", "-b", "0", str(IAM_MINI)], "batch_size"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--max-steps", "0"], "max_steps"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--epochs", "0"], "epochs"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--lr", "-1"], "lr"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--dropout", "2"], "dropout"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--workers", "-1"], "workers"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "-b", "0"], "batch_size"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--max-minutes", "-5"], "max_minutes"),
-    (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--channels", "16,x"], "--channels"),
-    (["lm", "build", str(IAM_MINI), "-o", "OUT/lm.arpa", "--order", "0"], "order"),
-    (["synth", "OUT", "--lines", "2", "--workers", "0"], "workers"),
-])
+
+@pytest.mark.parametrize(
+    "args, setting",
+    [
+        (["transcribe", "-b", "0", str(LINE)], "batch_size"),
+        (["transcribe", "-b", "-3", str(LINE)], "batch_size"),
+        (["transcribe", "--beam", "-2", "--decoder", "beam", str(LINE)], "beam"),
+        (["transcribe", "--beam", "0", "--decoder", "beam", str(LINE)], "beam"),
+        (["transcribe", "--beam", "100000", "--decoder", "beam", str(LINE)], "beam"),
+        (["transcribe", "--workers", "-1", str(LINE)], "workers"),
+        (["transcribe", "--threads", "0", str(LINE)], "threads"),
+        (["transcribe", "--lm-weight", "nan", "--decoder", "beam", str(LINE)], "lm_weight"),
+        (["eval", "-b", "0", str(IAM_MINI)], "batch_size"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--max-steps", "0"], "max_steps"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--epochs", "0"], "epochs"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--lr", "-1"], "lr"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--dropout", "2"], "dropout"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--workers", "-1"], "workers"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "-b", "0"], "batch_size"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--max-minutes", "-5"], "max_minutes"),
+        (["train", str(IAM_MINI), "--val-split", "train", "-o", "OUT", "--channels", "16,x"], "--channels"),
+        (["lm", "build", str(IAM_MINI), "-o", "OUT/lm.arpa", "--order", "0"], "order"),
+        (["synth", "OUT", "--lines", "2", "--workers", "0"], "workers"),
+    ],
+)
 def test_numbers_out_of_range_are_one_line_errors(model, tmp_path, args, setting):
     args = [a.replace("OUT", str(tmp_path / "out")) for a in args]
     if args[0] in ("transcribe", "eval"):
@@ -75,9 +78,11 @@ def test_numbers_out_of_range_are_one_line_errors(model, tmp_path, args, setting
 
 
 def test_output_paths_that_are_folders_are_refused_before_the_work(model, tmp_path):
-    for args in (["eval", "-m", str(model), str(IAM_MINI), "--report", str(tmp_path)],
-                 ["transcribe", "-m", str(model), str(LINE), "-o", str(tmp_path)],
-                 ["lm", "build", str(IAM_MINI), "-o", str(tmp_path)]):
+    for args in (
+        ["eval", "-m", str(model), str(IAM_MINI), "--report", str(tmp_path)],
+        ["transcribe", "-m", str(model), str(LINE), "-o", str(tmp_path)],
+        ["lm", "build", str(IAM_MINI), "-o", str(tmp_path)],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "is a folder" in r.output, r.output
 
@@ -85,6 +90,7 @@ def test_output_paths_that_are_folders_are_refused_before_the_work(model, tmp_pa
 def test_widest_allowed_beam_stays_within_a_memory_limit(model, tmp_path):
     """Run as a separate process under a 4 GiB address-space limit: a hostile beam width is
     refused, the widest allowed one decodes a real line without exhausting the machine."""
+
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
 
@@ -97,6 +103,7 @@ def test_widest_allowed_beam_stays_within_a_memory_limit(model, tmp_path):
 
 
 # --- images -------------------------------------------------------------------------------
+
 
 def _ink_line() -> np.ndarray:
     a = np.full((40, 200), 230, np.uint8)
@@ -146,13 +153,16 @@ def test_blank_and_near_blank_images_are_reported_not_transcribed(model, tmp_pat
     Image.new("L", (300, 40), 255).save(tmp_path / "blank.png")
     noisy = np.clip(np.random.default_rng(0).normal(240, 2, (40, 300)), 0, 255).astype(np.uint8)
     Image.fromarray(noisy, "L").save(tmp_path / "noise.png")
-    r = runner.invoke(app, ["transcribe", "-m", str(model), str(tmp_path / "blank.png"), str(tmp_path / "noise.png"), str(LINE), "-q"])
+    r = runner.invoke(
+        app, ["transcribe", "-m", str(model), str(tmp_path / "blank.png"), str(tmp_path / "noise.png"), str(LINE), "-q"]
+    )
     assert r.exit_code == 1
     assert r.stderr.count("no writing found") == 2 and str(LINE) in r.stdout
 
 
 def _png_bomb(path, width, height):
     """A valid greyscale PNG of width x height white pixels, a few hundred kB on disk."""
+
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -225,6 +235,7 @@ def test_split_lists_naming_unknown_ids_and_duplicated_rows_are_errors(tmp_path)
 
 # --- files --------------------------------------------------------------------------------
 
+
 def test_truncated_or_inconsistent_arpa_files_are_refused(tmp_path):
     full = tmp_path / "full.arpa"
     write_arpa(full, build_arpa(["the quick brown fox", "jumps over"], 3))
@@ -238,15 +249,21 @@ def test_truncated_or_inconsistent_arpa_files_are_refused(tmp_path):
     short = tmp_path / "short.arpa"
     lines = text.splitlines()
     first_bigram = lines.index("\\2-grams:") + 1
-    short.write_text("\n".join(lines[:first_bigram] + lines[first_bigram + 1:]) + "\n", encoding="utf-8")
+    short.write_text("\n".join(lines[:first_bigram] + lines[first_bigram + 1 :]) + "\n", encoding="utf-8")
     with pytest.raises(HandwriteError, match="2-grams"):
         CharLM.load(short)
 
 
 def _model_file(path, alphabet_chars="abc", num_classes=None, poison=False):
     alphabet = Alphabet.from_texts([alphabet_chars])
-    cfg = ModelConfig(height=32, channels=[8, 16], width_pools=2, lstm_hidden=8, lstm_layers=1,
-                      num_classes=num_classes or len(alphabet))
+    cfg = ModelConfig(
+        height=32,
+        channels=[8, 16],
+        width_pools=2,
+        lstm_hidden=8,
+        lstm_layers=1,
+        num_classes=num_classes or len(alphabet),
+    )
     model = CRNN(cfg)
     if poison:
         with torch.no_grad():
@@ -258,7 +275,9 @@ def _model_file(path, alphabet_chars="abc", num_classes=None, poison=False):
 def test_inconsistent_and_non_finite_models_are_refused_at_load(tmp_path):
     r = runner.invoke(app, ["transcribe", "-m", str(_model_file(tmp_path / "wide.pt", num_classes=9)), str(LINE)])
     assert r.exit_code == 2 and "inconsistent model" in r.output
-    r = runner.invoke(app, ["transcribe", "-m", str(_model_file(tmp_path / "nan.pt", poison=True)), str(LINE), "--output", "jsonl"])
+    r = runner.invoke(
+        app, ["transcribe", "-m", str(_model_file(tmp_path / "nan.pt", poison=True)), str(LINE), "--output", "jsonl"]
+    )
     assert r.exit_code == 2 and "not finite" in r.output and "NaN" not in r.stdout
 
 
@@ -305,6 +324,7 @@ def test_a_bug_exits_70_not_1(model, monkeypatch):
 
 # --- fuzzing: every reader gives a clean error or a valid result ---------------------------
 
+
 def _clean(call):
     try:
         call()
@@ -321,8 +341,12 @@ def test_fuzz_image_bytes(tmp_path, data):
 
 
 @FUZZ
-@given(st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "I;16", "1", "CMYK", "I", "F"]),
-       st.integers(1, 120), st.integers(1, 60), st.integers(0, 255))
+@given(
+    st.sampled_from(["L", "RGB", "RGBA", "LA", "P", "I;16", "1", "CMYK", "I", "F"]),
+    st.integers(1, 120),
+    st.integers(1, 60),
+    st.integers(0, 255),
+)
 def test_fuzz_image_sizes_and_modes(tmp_path, mode, w, h, seed):
     rng = np.random.default_rng(seed)
     image = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L").convert(mode)
@@ -360,8 +384,9 @@ def test_fuzz_iam_lines_txt(tmp_path, text, listing):
     shutil.rmtree(root, ignore_errors=True)
     (root / "ascii").mkdir(parents=True)
     (root / "splits").mkdir()
-    (root / "ascii" / "lines.txt").write_text("a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE\n" + text,
-                                              encoding="utf-8", errors="replace")
+    (root / "ascii" / "lines.txt").write_text(
+        "a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE\n" + text, encoding="utf-8", errors="replace"
+    )
     (root / "splits" / "train.txt").write_bytes(listing)
     _clean(lambda: read_iam(root))
     _clean(lambda: read_iam(root, split="train"))
@@ -376,10 +401,14 @@ def test_fuzz_arpa_files(tmp_path, text):
 
 
 @FUZZ
-@given(st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
-                    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-                    max_leaves=8),
-       st.sampled_from(["decoder", "beam", "lm_weight", "insertion_bonus", "prune", "oov_penalty", "lm"]))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
+        lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+        max_leaves=8,
+    ),
+    st.sampled_from(["decoder", "beam", "lm_weight", "insertion_bonus", "prune", "oov_penalty", "lm"]),
+)
 def test_fuzz_decoding_settings(tmp_path, value, key):
     model = tmp_path / "m.pt"
     for raw in (json.dumps(value), json.dumps({key: value})):

@@ -1,16 +1,15 @@
 import numpy as np
 import pytest
 import torch
+from conftest import IAM_MINI
 from PIL import Image
 
-from handwrite.codec import Alphabet
-from handwrite.datasets import load_dataset
-from handwrite.config import ModelConfig
-from handwrite.model import CRNN, BiLSTM
 from handwrite.batching import LineDataset, WidthBatchSampler, collate
+from handwrite.codec import Alphabet
+from handwrite.config import ModelConfig
+from handwrite.datasets import load_dataset
+from handwrite.model import CRNN, BiLSTM
 from handwrite.preprocess import load_line
-
-from conftest import IAM_MINI
 
 
 def test_load_line_ink_high_fixed_height(tmp_path):
@@ -103,14 +102,17 @@ def test_bilstm_ignores_padding_exactly():
     assert not torch.allclose(rnn(y, torch.tensor([7, 4]))[0, 1], batched[0, 1])
 
 
-@pytest.mark.parametrize("settings, problem", [
-    (dict(height=60), "divisible"),
-    (dict(dropout=1.0), "dropout must be < 1"),
-    (dict(dropout=-0.1), "dropout must be >= 0"),
-    (dict(lstm_layers=0), "lstm_layers must be >= 1"),
-    (dict(channels=[]), "channels"),
-    (dict(height=float("nan")), "height must be an integer"),
-])
+@pytest.mark.parametrize(
+    "settings, problem",
+    [
+        (dict(height=60), "divisible"),
+        (dict(dropout=1.0), "dropout must be < 1"),
+        (dict(dropout=-0.1), "dropout must be >= 0"),
+        (dict(lstm_layers=0), "lstm_layers must be >= 1"),
+        (dict(channels=[]), "channels"),
+        (dict(height=float("nan")), "height must be an integer"),
+    ],
+)
 def test_bad_model_config(settings, problem):
     from handwrite.errors import HandwriteError
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURES
 from lxml import etree
 from PIL import Image
 from typer.testing import CliRunner
@@ -14,8 +15,6 @@ from handwrite.datasets import ReadReport, detect_format, load_dataset
 from handwrite.errors import HandwriteError
 from handwrite.pagexml import ABOVE, BELOW, LineCrop, crop_line, line_polygon, page_lines, read_page_file
 from handwrite.preprocess import load_line
-
-from conftest import FIXTURES, TINY
 
 runner = CliRunner()
 ALTO4 = FIXTURES / "poilus-alto"  # eScriptorium ALTO 4.2 export (real, downscaled)
@@ -64,8 +63,14 @@ def _page2013(folder: Path) -> Path:
     image = Image.open(ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.jpg").convert("L")
     image.save(folder / "page.png")
     w, h = image.size
-    text = PAGE2013.format(w=w, h=h, box0=_box(50, 60, 400, 110), box1=_box(50, 130, 400, 180),
-                           box2=_box(50, 200, 400, 250), base2="50,240 400,240")
+    text = PAGE2013.format(
+        w=w,
+        h=h,
+        box0=_box(50, 60, 400, 110),
+        box1=_box(50, 130, 400, 180),
+        box2=_box(50, 200, 400, 250),
+        base2="50,240 400,240",
+    )
     (folder / "page.xml").write_text(text, encoding="utf-8")
     return folder / "page.xml"
 
@@ -175,11 +180,19 @@ def test_splits_by_subfolder_and_by_list(tmp_path):
         load_dataset(listed, split="test")
 
 
-@pytest.mark.parametrize("content, problem", [
-    (b"<alto><Layout><Page", "not well-formed XML"),
-    ('<?xml version="1.0" encoding="UTF-8"?><alto><Layout><Page WIDTH="10" HEIGHT="10"><TextLine ID="x"><String CONTENT="caf\xe9"/></TextLine></Page></Layout></alto>'.encode("latin-1"), "not well-formed XML"),
-    (b"<html><body/></html>", "neither PAGE XML nor ALTO"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        (b"<alto><Layout><Page", "not well-formed XML"),
+        (
+            '<?xml version="1.0" encoding="UTF-8"?><alto><Layout><Page WIDTH="10" HEIGHT="10"><TextLine ID="x"><String CONTENT="caf\xe9"/></TextLine></Page></Layout></alto>'.encode(
+                "latin-1"
+            ),
+            "not well-formed XML",
+        ),
+        (b"<html><body/></html>", "neither PAGE XML nor ALTO"),
+    ],
+)
 def test_bad_page_files_are_one_clear_error(tmp_path, content, problem):
     bad = tmp_path / "bad.xml"
     bad.write_bytes(content)
@@ -192,8 +205,11 @@ def test_a_bad_file_in_a_collection_leaves_the_rest_readable(tmp_path):
     shutil.copytree(ALTO4, tmp_path, dirs_exist_ok=True)
     (tmp_path / "broken.xml").write_bytes(b"<alto xmlns='http://www.loc.gov/standards/alto/ns-v4#'><Layout>")
     (tmp_path / "noimage.xml").write_text(
-        (ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.xml").read_text(encoding="utf-8").replace(
-            "TestamentsDePoilus_will_AD78_0009-1.jpg", "elsewhere.jpg"), encoding="utf-8")
+        (ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.xml")
+        .read_text(encoding="utf-8")
+        .replace("TestamentsDePoilus_will_AD78_0009-1.jpg", "elsewhere.jpg"),
+        encoding="utf-8",
+    )
     report = ReadReport()
     records = load_dataset(tmp_path, "alto", report=report)
     assert len(records) == 4
@@ -203,14 +219,19 @@ def test_a_bad_file_in_a_collection_leaves_the_rest_readable(tmp_path):
 
 def test_unknown_namespace_still_reads_page_elements(tmp_path):
     xml = _page2013(tmp_path)
-    xml.write_text(xml.read_text(encoding="utf-8").replace("pagecontent/2013-07-15", "pagecontent/2099-01-01"),
-                   encoding="utf-8")
+    xml.write_text(
+        xml.read_text(encoding="utf-8").replace("pagecontent/2013-07-15", "pagecontent/2099-01-01"), encoding="utf-8"
+    )
     assert [r.text for r in load_dataset(tmp_path)][0] == "first line"
 
 
 def test_self_intersecting_polygon_is_cut_without_error(tmp_path):
-    crop = LineCrop(tmp_path / "x.xml", "bow", ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.jpg",
-                    ((50, 50), (300, 120), (300, 50), (50, 120)))
+    crop = LineCrop(
+        tmp_path / "x.xml",
+        "bow",
+        ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.jpg",
+        ((50, 50), (300, 120), (300, 50), (50, 120)),
+    )
     assert crop_line(crop).size == (300 - 50 + 9, 120 - 50 + 9)
 
 
@@ -221,8 +242,11 @@ def _schema(flavour: str) -> etree.XMLSchema:
     if flavour == "page":
         return etree.XMLSchema(etree.parse(str(XSD / "pagecontent-2019-07-15.xsd")))
     # alto-4-4.xsd imports XLink from the web; point it at the local copy.
-    source = (XSD / "alto-4-4.xsd").read_text(encoding="utf-8").replace(
-        "http://www.loc.gov/standards/xlink/xlink.xsd", (XSD / "xlink.xsd").resolve().as_uri())
+    source = (
+        (XSD / "alto-4-4.xsd")
+        .read_text(encoding="utf-8")
+        .replace("http://www.loc.gov/standards/xlink/xlink.xsd", (XSD / "xlink.xsd").resolve().as_uri())
+    )
     return etree.XMLSchema(etree.fromstring(source.encode("utf-8"), base_url=XSD.resolve().as_uri() + "/"))
 
 
@@ -238,7 +262,9 @@ def test_transcribe_writes_a_valid_copy_and_reads_back(tiny_model, tmp_path, sou
     shutil.copytree(source, work)
     before = {p: p.read_bytes() for p in work.rglob("*.xml")}
     out = tmp_path / "out"
-    result = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(work), "-o", str(out), "-q", "--decoder", "greedy"])
+    result = runner.invoke(
+        app, ["transcribe", "-m", str(tiny_model), str(work), "-o", str(out), "-q", "--decoder", "greedy"]
+    )
     assert result.exit_code == 0, result.output
     assert {p: p.read_bytes() for p in work.rglob("*.xml")} == before  # inputs untouched
     (written,) = list(out.glob("*.xml"))
@@ -264,7 +290,9 @@ def test_transcribe_in_place_and_refusals(tiny_model, tmp_path):
     same = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(xml), "-o", str(xml.parent), "-q"])
     assert same.exit_code == 2 and "overwritten" in same.output
     before = xml.read_bytes()
-    done = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(xml), "--in-place", "-q", "--decoder", "greedy"])
+    done = runner.invoke(
+        app, ["transcribe", "-m", str(tiny_model), str(xml), "--in-place", "-q", "--decoder", "greedy"]
+    )
     assert done.exit_code == 0 and xml.read_bytes() != before
     assert _schema("alto").validate(etree.parse(str(xml)))
 
@@ -272,7 +300,9 @@ def test_transcribe_in_place_and_refusals(tiny_model, tmp_path):
 def test_transcribe_page_with_missing_image_fails_alone(tiny_model, tmp_path):
     shutil.copytree(ALTO4, tmp_path / "in")
     (tmp_path / "in" / "TestamentsDePoilus_will_AD78_0009-1.jpg").rename(tmp_path / "in" / "moved.jpg")
-    result = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-q"])
+    result = runner.invoke(
+        app, ["transcribe", "-m", str(tiny_model), str(tmp_path / "in"), "-o", str(tmp_path / "o"), "-q"]
+    )
     assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
@@ -281,8 +311,22 @@ def test_transcribe_page_with_missing_image_fails_alone(tiny_model, tmp_path):
 def test_line_images_written_as_xml(tiny_model, tmp_path, flavour):
     line = tmp_path / "line.png"
     crop_line(page_lines(ALTO4 / "TestamentsDePoilus_will_AD78_0009-1.xml").crops[0][1]).save(line)
-    result = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(line), "--output", flavour,
-                                 "-o", str(tmp_path / "xml"), "-q", "--decoder", "greedy"])
+    result = runner.invoke(
+        app,
+        [
+            "transcribe",
+            "-m",
+            str(tiny_model),
+            str(line),
+            "--output",
+            flavour,
+            "-o",
+            str(tmp_path / "xml"),
+            "-q",
+            "--decoder",
+            "greedy",
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = tmp_path / "xml" / "line.xml"
     assert _schema(flavour).validate(etree.parse(str(written))), _schema(flavour).error_log
@@ -295,9 +339,32 @@ def test_eval_and_train_on_page_files(tiny_model, tmp_path):
     result = runner.invoke(app, ["eval", "-m", str(tiny_model), str(PAGE2019), "--json", "-q", "--decoder", "greedy"])
     assert result.exit_code == 0, result.output
     assert '"lines": 6' in result.stdout
-    run = runner.invoke(app, ["train", str(ALTO4), "--val", str(PAGE2019), "-o", str(tmp_path / "run"), "--max-steps", "2",
-                              "-q", "--height", "32", "--channels", "8,16", "--lstm-hidden", "8", "--lstm-layers", "1",
-                              "--width-pools", "2", "--workers", "0"])
+    run = runner.invoke(
+        app,
+        [
+            "train",
+            str(ALTO4),
+            "--val",
+            str(PAGE2019),
+            "-o",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "-q",
+            "--height",
+            "32",
+            "--channels",
+            "8,16",
+            "--lstm-hidden",
+            "8",
+            "--lstm-layers",
+            "1",
+            "--width-pools",
+            "2",
+            "--workers",
+            "0",
+        ],
+    )
     assert run.exit_code == 0, run.output
 
 
@@ -308,7 +375,9 @@ def test_steep_lines_are_turned_and_positions_map_back_to_the_page(tmp_path, ang
     page = Image.new("L", (400, 500), 200)
     page.putpixel((120, 300), 0)  # one ink dot inside the line's polygon
     page.save(tmp_path / "p.png")
-    crop = LineCrop(tmp_path / "p.xml", "l", tmp_path / "p.png", ((100, 100), (160, 100), (160, 400), (100, 400)), angle)
+    crop = LineCrop(
+        tmp_path / "p.xml", "l", tmp_path / "p.png", ((100, 100), (160, 100), (160, 400), (100, 400)), angle
+    )
     line = np.asarray(crop_line(crop))
     if angle == -90.0:
         assert line.shape[1] > line.shape[0]  # a vertical line now lies horizontally
@@ -321,7 +390,9 @@ def test_reader_turns_lines_with_steep_baselines(tmp_path):
     from handwrite.pagexml import STEEP
 
     xml = _page2013(tmp_path)
-    xml.write_text(xml.read_text(encoding="utf-8").replace('points="50,240 400,240"', 'points="60,250 60,60"'), encoding="utf-8")
+    xml.write_text(
+        xml.read_text(encoding="utf-8").replace('points="50,240 400,240"', 'points="60,250 60,60"'), encoding="utf-8"
+    )
     angles = {line.id: crop.angle for line, crop in page_lines(xml).crops}
     assert angles["l2"] == pytest.approx(-90.0) and angles["l0"] == 0.0 and STEEP < 90
 
@@ -331,8 +402,24 @@ def test_lm_build_lm_tune_and_synth_read_page_files(tiny_model, tmp_path):
     built = runner.invoke(app, ["lm", "build", str(ALTO4), str(PAGE2019), "--order", "3", "-o", str(lm)])
     assert built.exit_code == 0, built.output
     assert '"lines": 10' in built.stdout
-    tuned = runner.invoke(app, ["lm", "tune", "-m", str(tiny_model), str(PAGE2019), "--lm", str(lm), "--weights", "0.5",
-                                "--bonuses", "0", "--no-save", "-q"])
+    tuned = runner.invoke(
+        app,
+        [
+            "lm",
+            "tune",
+            "-m",
+            str(tiny_model),
+            str(PAGE2019),
+            "--lm",
+            str(lm),
+            "--weights",
+            "0.5",
+            "--bonuses",
+            "0",
+            "--no-save",
+            "-q",
+        ],
+    )
     assert tuned.exit_code == 0, tuned.output
     synth = runner.invoke(app, ["synth", str(tmp_path / "s"), "--lines", "4", "--text", str(ALTO4), "-q"])
     assert synth.exit_code == 0, synth.output

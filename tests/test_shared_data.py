@@ -2,9 +2,9 @@
 
 from collections import Counter
 
-from handwrite.datasets import load_dataset
-
 from conftest import SHARED_DATA, needs_shared
+
+from handwrite.datasets import load_dataset
 
 HOOKER = SHARED_DATA / "iam-hooker"
 COPISTE = SHARED_DATA / "copiste-fr"

@@ -50,7 +50,9 @@ def test_reads_back_through_the_iam_reader(dataset):
 def test_splits_are_disjoint_cover_every_id_and_keep_forms_whole(dataset):
     out, _ = dataset
     ids = {r.id for r in read_iam(out)}
-    parts = {name: set((out / "splits" / f"{name}.txt").read_text().split()) for name in ("train", "validation", "test")}
+    parts = {
+        name: set((out / "splits" / f"{name}.txt").read_text().split()) for name in ("train", "validation", "test")
+    }
     assert all(parts.values())
     assert parts["train"].isdisjoint(parts["validation"]) and parts["train"].isdisjoint(parts["test"])
     assert parts["validation"].isdisjoint(parts["test"])
@@ -60,8 +62,8 @@ def test_splits_are_disjoint_cover_every_id_and_keep_forms_whole(dataset):
 
 
 def test_images_have_the_asked_height_and_ink_inside(dataset):
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     out, _ = dataset
     for r in read_iam(out)[:10]:
@@ -111,7 +113,10 @@ def test_text_file_lines_longer_than_iam_lines_are_windowed(tmp_path, fonts):
 def test_cli_writes_dataset_and_contact_sheet(tmp_path):
     from PIL import Image
 
-    result = runner.invoke(app, ["synth", str(tmp_path / "set"), "--lines", "12", "--seed", "1", "-q", "--sheet", str(tmp_path / "sheet.png")])
+    result = runner.invoke(
+        app,
+        ["synth", str(tmp_path / "set"), "--lines", "12", "--seed", "1", "-q", "--sheet", str(tmp_path / "sheet.png")],
+    )
     assert result.exit_code == 0, result.output
     assert '"lines": 12' in result.stdout
     assert len(read_iam(tmp_path / "set")) == 12
@@ -149,6 +154,9 @@ def test_unreadable_font_is_named(tmp_path):
 
 def test_text_can_come_from_a_dataset_split():
     from conftest import COPISTE_MINI
+
     from handwrite.datasets import load_dataset
 
-    assert synth.read_corpus([COPISTE_MINI], split="train") == [r.text for r in load_dataset(COPISTE_MINI, split="train")]
+    assert synth.read_corpus([COPISTE_MINI], split="train") == [
+        r.text for r in load_dataset(COPISTE_MINI, split="train")
+    ]

@@ -4,20 +4,22 @@ back correctly, then evaluate and transcribe through the CLI."""
 import json
 
 import torch
+from conftest import IAM_MINI, TINY
 from typer.testing import CliRunner
 
 from handwrite import checkpoint
 from handwrite.cli import app
-from handwrite.datasets import load_dataset
 from handwrite.config import ModelConfig, TrainConfig
+from handwrite.datasets import load_dataset
 from handwrite.training import train
-
-from conftest import IAM_MINI, TINY
 
 runner = CliRunner()
 
+
 def _quick(**kw):
-    base = dict(epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000)
+    base = dict(
+        epochs=150, batch_size=3, lr=3e-3, warmup_steps=10, augment=False, workers=0, patience=1000, lr_patience=1000
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -32,7 +34,21 @@ def test_training_cer_falls_to_near_zero(trained):
 def test_cli_eval_reads_the_training_lines_back(trained, tmp_path):
     out, _ = trained
     report = tmp_path / "report.tsv"
-    r = runner.invoke(app, ["eval", "-m", str(out / "best.pt"), str(IAM_MINI), "--split", "train", "--json", "-q", "--report", str(report)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "-m",
+            str(out / "best.pt"),
+            str(IAM_MINI),
+            "--split",
+            "train",
+            "--json",
+            "-q",
+            "--report",
+            str(report),
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["lines"] == 6 and summary["cer"] <= 0.05 and summary["unknown_chars"] == {}
@@ -44,7 +60,10 @@ def test_cli_eval_reads_the_training_lines_back(trained, tmp_path):
 def test_cli_eval_counts_unknown_characters(trained):
     out, _ = trained
     # The validation split holds 'councils' and 'If the'; training never saw c, u or I.
-    r = runner.invoke(app, ["eval", "-m", str(out / "best.pt"), str(IAM_MINI), "--split", "validation", "--include-err", "--json", "-q"])
+    r = runner.invoke(
+        app,
+        ["eval", "-m", str(out / "best.pt"), str(IAM_MINI), "--split", "validation", "--include-err", "--json", "-q"],
+    )
     assert r.exit_code == 0, r.output
     unknown = json.loads(r.stdout)["unknown_chars"]
     assert unknown == {"c": 2, "u": 1, "I": 1}
@@ -54,7 +73,19 @@ def test_cli_transcribe_files_folders_globs_jsonl(trained):
     out, _ = trained
     records = {r.image.name: r.text for r in load_dataset(IAM_MINI, split="train")}
     folder = IAM_MINI / "lines" / "h00"
-    r = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), str(folder), str(IAM_MINI / "lines" / "h01" / "*" / "*.png"), "--output", "jsonl", "-q"])
+    r = runner.invoke(
+        app,
+        [
+            "transcribe",
+            "-m",
+            str(out / "best.pt"),
+            str(folder),
+            str(IAM_MINI / "lines" / "h01" / "*" / "*.png"),
+            "--output",
+            "jsonl",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 8  # 5 images under h00 (two of them err lines) + 3 under h01
@@ -77,20 +108,46 @@ def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
     out, _ = trained
     recs = load_dataset(IAM_MINI, split="train")[:2]
     result = tmp_path / "out.tsv"
-    r = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), "-", "-o", str(result), "-q"],
-                      input="".join(f"{x.image}\n" for x in recs))
+    r = runner.invoke(
+        app,
+        ["transcribe", "-m", str(out / "best.pt"), "-", "-o", str(result), "-q"],
+        input="".join(f"{x.image}\n" for x in recs),
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout == ""
-    assert [line.split("\t")[0] for line in result.read_text(encoding="utf-8").splitlines()] == [str(x.image) for x in recs]
+    assert [line.split("\t")[0] for line in result.read_text(encoding="utf-8").splitlines()] == [
+        str(x.image) for x in recs
+    ]
 
 
 def test_cli_train_end_to_end(tmp_path):
     out = tmp_path / "cli-run"
-    r = runner.invoke(app, [
-        "train", str(IAM_MINI), "--train-split", "train", "--val-split", "validation", "-o", str(out),
-        "--max-steps", "3", "--batch-size", "2", "--height", "32", "--lstm-hidden", "16", "--lstm-layers", "1",
-        "--workers", "0", "-q",
-    ])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(IAM_MINI),
+            "--train-split",
+            "train",
+            "--val-split",
+            "validation",
+            "-o",
+            str(out),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--height",
+            "32",
+            "--lstm-hidden",
+            "16",
+            "--lstm-layers",
+            "1",
+            "--workers",
+            "0",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["stop_reason"] == "max_steps"
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
@@ -131,14 +188,34 @@ def test_fine_tuning_keeps_known_characters_and_adds_new_ones(trained, tmp_path)
     out, _ = trained
     pre, pre_alphabet, pre_state = checkpoint.load_model(out / "best.pt")
     run = tmp_path / "ft"
-    r = runner.invoke(app, [
-        "train", str(IAM_MINI), str(COPISTE_MINI), "-o", str(run), "--train-split", "train", "--val-split", "validation",
-        "--init", str(out / "best.pt"), "--max-steps", "1", "--lr", "1e-9", "--no-augment", "--workers", "0", "-q",
-    ])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(IAM_MINI),
+            str(COPISTE_MINI),
+            "-o",
+            str(run),
+            "--train-split",
+            "train",
+            "--val-split",
+            "validation",
+            "--init",
+            str(out / "best.pt"),
+            "--max-steps",
+            "1",
+            "--lr",
+            "1e-9",
+            "--no-augment",
+            "--workers",
+            "0",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     model, alphabet, state = checkpoint.load_model(run / "last.pt")
     assert alphabet.chars[: len(pre_alphabet.chars)] == pre_alphabet.chars
-    new = alphabet.chars[len(pre_alphabet.chars):]
+    new = alphabet.chars[len(pre_alphabet.chars) :]
     assert new and "é" in new  # from the French fixture lines
     assert state["model_config"]["height"] == TINY["height"]
     assert state["train_config"]["init_from"] == str(out / "best.pt")
@@ -157,10 +234,32 @@ def test_freezing_the_cnn_keeps_it_exactly_and_trains_the_rest(trained, tmp_path
     out, _ = trained
     pre, _, pre_state = checkpoint.load_model(out / "best.pt")
     run = tmp_path / "frozen"
-    r = runner.invoke(app, [
-        "train", str(IAM_MINI), "-o", str(run), "--train-split", "train", "--val-split", "train", "--init", str(out / "best.pt"),
-        "--freeze", "cnn", "--max-steps", "3", "--lr", "1e-2", "--warmup-steps", "1", "--workers", "0", "-q",
-    ])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(IAM_MINI),
+            "-o",
+            str(run),
+            "--train-split",
+            "train",
+            "--val-split",
+            "train",
+            "--init",
+            str(out / "best.pt"),
+            "--freeze",
+            "cnn",
+            "--max-steps",
+            "3",
+            "--lr",
+            "1e-2",
+            "--warmup-steps",
+            "1",
+            "--workers",
+            "0",
+            "-q",
+        ],
+    )
     assert r.exit_code == 0, r.output
     state = checkpoint.load_state(run / "last.pt")
     assert state["train_config"]["freeze"] == "cnn"
@@ -168,5 +267,7 @@ def test_freezing_the_cnn_keeps_it_exactly_and_trains_the_rest(trained, tmp_path
         if name.startswith("cnn."):
             assert torch.equal(state["model"][name], value), name  # BatchNorm statistics included
     assert any(not torch.equal(state["model"][n], v) for n, v in pre_state["model"].items() if n.startswith("rnn."))
-    bad = runner.invoke(app, ["train", str(IAM_MINI), "-o", str(tmp_path / "x"), "--val-split", "train", "--freeze", "head"])
+    bad = runner.invoke(
+        app, ["train", str(IAM_MINI), "-o", str(tmp_path / "x"), "--val-split", "train", "--freeze", "head"]
+    )
     assert bad.exit_code == 2 and "freeze" in bad.output
