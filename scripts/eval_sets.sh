@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# CER/WER of a model on every evaluation set the default model's card reports, greedy and with its
+# default decoding; one JSON object per line.
+#
+#   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT]
+#
+# REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
+# and CREMMA-MSS-19); SYNTH_HELDOUT: `handwrite synth` lines drawn with font families held out of
+# training (English text), the stand-in for unseen English hands. Sets that are absent are skipped.
+set -uo pipefail
+MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}
+SHARED=${SHARED:-../shared/data}
+HW=${HANDWRITE:-.venv/bin/handwrite}
+SETS=("$SHARED/iam-hooker test" "$SHARED/iam-hooker validation" "$SHARED/copiste-fr validation")
+[ -n "$REAL" ] && SETS+=("$REAL/poilus validation" "$REAL/mss19 validation")
+[ -n "$HELDOUT" ] && SETS+=("$HELDOUT -")
+[ -d "$SHARED/iam-sample" ] && SETS+=("$SHARED/iam-sample -")   # 4 real IAM lines (research-only)
+for set in "${SETS[@]}"; do
+  read -r data split <<< "$set"
+  [ -e "$data" ] || continue
+  args=(); [ "$split" != "-" ] && args=(--split "$split")
+  for decoder in greedy default; do
+    dec=(); [ "$decoder" = greedy ] && dec=(--decoder greedy)
+    summary=$($HW eval -m "$MODEL" "$data" "${args[@]}" "${dec[@]}" --json -q 2>/dev/null)
+    echo "{\"set\": \"$(basename "$data") ${split}\", \"decoding\": \"$decoder\", \"result\": ${summary:-null}}"
+  done
+done

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The public handwriting ground truth the default model trains on, at pinned commits (all CC-BY 4.0;
+# attribution in models/default/README.md):
+#
+#   scripts/fetch_htr_united.sh DEST
+#
+# Clones each repository into DEST/<name> and checks out its pinned commit; a repository already
+# there at that commit is kept. (On machines without GitHub access, put the repositories there by
+# other means at these commits; scripts/prepare_htr_united.py only reads DEST.)
+# Never add banq-dcn/Copiste-d-un-jour, jschaefer738b/JosephHookerHTR or
+# PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford: held-out test sets come from them.
+set -euo pipefail
+DEST=${1:?usage: scripts/fetch_htr_united.sh DEST}
+REPOS=(
+  "CREMMA-AN-TestamentsDePoilus https://github.com/HTR-United/CREMMA-AN-TestamentsDePoilus 8ffa4a8cd40f691d68f188e2ed1c6458bf2d6ec9"
+  "CREMMA-MSS-19 https://github.com/HTR-United/CREMMA-MSS-19 d8f466de72561cd989f957d75a6743c5d8f0a262"
+  "timeuscorpus https://github.com/HTR-United/timeuscorpus df8ee63837dabe79c511e8aa748f465da5e2d5e5"
+  "peraire-ground-truth https://github.com/alix-tz/peraire-ground-truth 61b321ed05fc1d40e6c6e4351fd2162fd5bff478"
+)
+mkdir -p "$DEST"
+for entry in "${REPOS[@]}"; do
+  read -r name url commit <<< "$entry"
+  if [ "$(git -C "$DEST/$name" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+    [ -d "$DEST/$name/.git" ] || git clone --quiet "$url" "$DEST/$name"
+    git -C "$DEST/$name" checkout --quiet "$commit"
+  fi
+  echo "$name $commit"
+done
