@@ -17,7 +17,7 @@ from .augment import AUGMENT_MIN_WIDTH, make_augmenter
 from .codec import Alphabet
 from .datasets import LineRecord
 from .errors import HandwriteError
-from .preprocess import load_line, to_tensor
+from .preprocess import load_line, pad_lines, to_unit
 
 
 class LineDataset(torch.utils.data.Dataset):
@@ -67,7 +67,7 @@ class LineDataset(torch.utils.data.Dataset):
         """``key`` is a line index, or (epoch, index) from WidthBatchSampler: worker
         processes hold copies of this object, so the epoch must travel with the key."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        x = to_tensor(self.lines[i])
+        x = torch.from_numpy(to_unit(self.lines[i])).unsqueeze(0)
         if self.augment is not None and x.shape[-1] >= AUGMENT_MIN_WIDTH:
             # Seeding from (seed, epoch, line) makes augmentation the same whatever
             # the worker count, and lets a resumed run see the same images.
@@ -135,10 +135,8 @@ class WidthBatchSampler(torch.utils.data.Sampler):
 def collate(items):
     """Pad images to the widest in the batch (with paper, i.e. 0) and concatenate labels for CTC."""
     images, labels, indices = zip(*items)
-    widths = torch.tensor([x.shape[-1] for x in images])
-    batch = torch.zeros(len(images), 1, images[0].shape[1], int(widths.max()))
-    for k, x in enumerate(images):
-        batch[k, :, :, : x.shape[-1]] = x
+    batch, widths = pad_lines([x[0].numpy() for x in images])
+    batch, widths = torch.from_numpy(batch), torch.from_numpy(widths)
     targets = torch.tensor([c for lab in labels for c in lab], dtype=torch.long)
     target_lengths = torch.tensor([len(lab) for lab in labels], dtype=torch.long)
     return batch, widths, targets, target_lengths, list(indices)

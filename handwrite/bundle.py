@@ -5,7 +5,8 @@
   checkpoint, or in the export's ``<file>.json`` description.
 * Its decoding settings: ``<model>.decoding.json`` beside it (written by ``lm tune``),
   naming the LM and lexicon to use, relative to itself. They apply unless overridden.
-* The shipped default: ``models/default/model.pt``, installed with the package as
+* The shipped default: ``models/default/model.onnx`` (the ONNX export of ``model.pt``,
+  which stays for fine-tuning with ``--init``), installed with the package as
   ``handwrite.models``, so that a wheel finds it as well as a source checkout.
 
 :func:`load` puts these together into a :class:`~handwrite.recognize.Recognizer`; the
@@ -15,17 +16,24 @@ same model the same way.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 from .config import INFERENCE_BATCH, DecoderSpec
-from .errors import HandwriteError
+from .errors import HandwriteError, check_number
 
 
 def default_model() -> Path:
-    """The shipped model's file (it may be absent from a stripped-down install)."""
-    return Path(str(resources.files("handwrite.models") / "default" / "model.pt"))
+    """The shipped model's file: its ONNX export, which runs without torch (start-up in under a
+    second), else the PyTorch checkpoint it was exported from. Either may be absent from a
+    stripped-down install."""
+    folder = Path(str(resources.files("handwrite.models") / "default"))
+    onnx = folder / "model.onnx"
+    if onnx.is_file() and importlib.util.find_spec("onnxruntime") is not None:
+        return onnx
+    return folder / "model.pt"
 
 
 def model_path(model: str | Path | None) -> Path:
@@ -69,31 +77,34 @@ def decoding(
     return spec
 
 
-def network(model: str | Path, device: str = "cpu"):
-    """The network (eval mode) and its alphabet, from a ``.pt`` checkpoint or an ``.onnx`` export."""
-    import torch
-
-    from .devices import resolve_device
-
-    device = str(resolve_device(device))
+def network(model: str | Path, device: str = "cpu", threads: int = 1):
+    """The network (:mod:`handwrite.networks`) and its alphabet, from a ``.pt`` checkpoint (PyTorch,
+    ``threads`` intra-op threads) or an ``.onnx`` export (onnxruntime; torch is not imported)."""
     path = Path(model)
     if path.suffix == ".onnx":
-        from .export import OnnxNetwork
+        from .networks import OnnxNetwork
 
-        if device != "cpu":
+        if device not in ("cpu", "auto"):
             raise HandwriteError(f"{path}: ONNX models run on the CPU here; use device 'cpu'")
-        net = OnnxNetwork(path, torch.get_num_threads())
-        return net, net.alphabet, device
-    from .checkpoint import load_model
+        net = OnnxNetwork(path, threads)
+        return net, net.alphabet
+    import torch
 
-    net, alphabet, _ = load_model(path, map_location=device)
-    return net.to(device), alphabet, device
+    from .checkpoint import load_model
+    from .devices import resolve_device
+    from .networks import TorchNetwork
+
+    torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    model, alphabet, _ = load_model(path, map_location=str(dev))
+    return TorchNetwork(model.to(dev), dev), alphabet
 
 
 def load(
     model: str | Path | None = None,
     *,
     device: str = "cpu",
+    threads: int = 1,
     batch_size: int = INFERENCE_BATCH,
     workers: int = 1,
     spec: DecoderSpec | None = None,
@@ -102,6 +113,7 @@ def load(
     """A :class:`~handwrite.recognize.Recognizer` for ``model`` (default: the shipped one), with the
     decoding saved beside it and its LM applied. ``overrides`` are :func:`decoding`'s arguments
     (``decoder="greedy"``, ``lm_weight=1.0``, ...); ``spec`` replaces the saved settings outright.
+    ``threads``: torch's or onnxruntime's intra-op threads (1 is fastest on a small or shared machine).
 
     >>> import handwrite
     >>> reader = handwrite.load()                     # doctest: +SKIP
@@ -110,7 +122,8 @@ def load(
     from .recognize import Recognizer, check_settings
 
     check_settings(batch_size, workers)  # before the model loads: a bad number fails fast
+    check_number("threads", threads, 1, 1024, integer=True)
     path = model_path(model)
     spec = spec if spec is not None else decoding(path, **overrides)
-    net, alphabet, device = network(path, device)
-    return Recognizer(net, alphabet, device, batch_size, decoder=spec, workers=workers)
+    net, alphabet = network(path, device, threads)
+    return Recognizer(net, alphabet, batch_size, decoder=spec, workers=workers)

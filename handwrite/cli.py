@@ -213,14 +213,14 @@ ModelOpt = typer.Option(
 def _load_recognizer(
     model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
 ):
-    """Thread setting, then the model bundle with its saved decoding under the flags: what eval and
-    transcribe share (the same handwrite.load a Python caller uses)."""
+    """The model bundle with its saved decoding under the flags: what eval and transcribe share
+    (the same handwrite.load a Python caller uses)."""
     from .bundle import load
 
-    _threads(threads)
     recognizer = load(
         model,
         device=device,
+        threads=threads,
         batch_size=batch_size,
         workers=workers,
         decoder=decoder.value if decoder else None,
@@ -688,7 +688,6 @@ def lm_tune(
     from .decoding import best_setting, save_spec, tune_decoder
     from .progress import bar
 
-    _threads(threads)
     try:
         grid_w = [float(x) for x in weights.split(",")]
         grid_b = [float(x) for x in bonuses.split(",")]
@@ -698,7 +697,7 @@ def lm_tune(
         decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty
     )
     model = model_path(model)
-    recognizer = load(model, spec=DecoderSpec())  # the network only: tuning runs its own searches
+    recognizer = load(model, threads=threads, spec=DecoderSpec())  # the network only: tuning runs its own searches
     records, _ = _read_data(data, fmt, split)
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
@@ -752,7 +751,6 @@ def synth(
     from .progress import bar
     from .synth import builtin_font_paths, contact_sheet, find_fonts, load_font, read_corpus, synthesize
 
-    _threads(1)
     _output_file(sheet)
     check_number("workers", workers, 1, 256, integer=True)
     paths = (builtin_font_paths() if builtin_fonts else []) + find_fonts(fonts or [])

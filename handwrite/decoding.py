@@ -23,7 +23,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .codec import BLANK, Alphabet
 from .config import DecoderSpec
@@ -39,20 +38,22 @@ def _logaddexp(a: float, b: float) -> float:
     return a if b == NEG_INF else a + math.log1p(math.exp(b - a))
 
 
-def greedy(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[tuple[list[int], float]]:
-    """log_probs (T, N, C), lengths (N,) -> per line: (labels, confidence).
+def greedy(log_probs, lengths) -> list[tuple[list[int], float]]:
+    """log_probs (T, N, C), lengths (N,) (numpy arrays, or anything np.asarray takes) -> per line:
+    (labels, confidence).
 
     The confidence is the geometric mean of the chosen frames' probabilities:
     1.0 when the network is certain of every frame, lower as it hesitates.
     """
-    best, idx = log_probs.max(-1)  # T, N
+    log_probs = np.asarray(log_probs)
+    best, idx = log_probs.max(-1), log_probs.argmax(-1)  # T, N
     out = []
-    for n, t_len in enumerate(lengths.tolist()):
+    for n, t_len in enumerate(np.asarray(lengths).tolist()):
         path = idx[:t_len, n]
-        keep = torch.ones_like(path, dtype=torch.bool)
+        keep = np.ones(len(path), dtype=bool)
         keep[1:] = path[1:] != path[:-1]
         labels = path[keep & (path != BLANK)].tolist()
-        conf = float(best[:t_len, n].mean().exp()) if t_len else 0.0
+        conf = float(np.exp(best[:t_len, n].astype(np.float64).mean())) if t_len else 0.0
         out.append((labels, conf))
     return out
 

@@ -27,6 +27,7 @@ import torch
 from .atomic import atomic_write
 from .checkpoint import load_model
 from .errors import HandwriteError
+from .networks import OnnxNetwork
 
 FORMATS = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".ts.pt"}
@@ -97,7 +98,7 @@ def export(
             warnings.simplefilter("ignore", FutureWarning)
             got = torch.jit.load(str(out))(check_images, check_widths)[0].detach().numpy()
     else:
-        got = OnnxNetwork(out)(check_images, check_widths)[0].numpy()
+        got = OnnxNetwork(out).run(check_images.numpy(), check_widths.numpy())[0]
     diff = float(np.abs(got - reference.numpy()).max())
     if not quantize and diff > TOLERANCE:
         for p in (out, out.with_name(out.name + ".json")):
@@ -167,42 +168,3 @@ def _quantize(data: bytes) -> bytes:
         finally:
             root.setLevel(level)
         return dst.read_bytes()
-
-
-class OnnxNetwork:
-    """An exported ONNX model behind ``CRNN``'s call signature, so that ``Recognizer`` (and with it
-    ``eval`` and ``transcribe``) runs it unchanged: how the int8 model's accuracy is measured."""
-
-    def __init__(self, path: Path, threads: int = 1):
-        from .codec import Alphabet
-        from .config import ModelConfig
-
-        path = Path(path)
-        meta_path = path.with_name(path.name + ".json")
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))
-            self.cfg = ModelConfig(**meta["model_config"])
-            self.alphabet = Alphabet(meta["alphabet"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise HandwriteError(
-                f"{meta_path}: missing or unreadable export description ({e}); re-export the model"
-            ) from None
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise HandwriteError("running ONNX models needs onnxruntime: pip install 'handwrite[export]'") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime reports bad files with its own exception types
-            raise HandwriteError(f"{path}: not a loadable ONNX model ({type(e).__name__})") from None
-
-    def eval(self) -> OnnxNetwork:
-        return self
-
-    def __call__(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        feeds = {"images": images.numpy().astype(np.float32), "widths": widths.numpy().astype(np.int64)}
-        log_probs, lengths = self.session.run(None, feeds)
-        return torch.from_numpy(log_probs), torch.from_numpy(lengths)

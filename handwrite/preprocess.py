@@ -2,8 +2,9 @@
 
 A line image becomes a uint8 array (height, width) with ink as high values
 (paper 0, ink 255), scaled to a fixed height with its aspect ratio kept and its
-contrast stretched from the paper tone to the darkest strokes; ``to_tensor``
-makes it the (1, height, width) float tensor in [0, 1] the network takes.
+contrast stretched from the paper tone to the darkest strokes; ``pad_lines``
+makes a batch of them the (N, 1, height, width) float array in [0, 1] the network takes.
+No torch here: recognition with an ONNX model runs without it.
 Images that cannot be text lines (blank, 100 times wider than high, a few
 pixels wide) are refused here, for training and recognition alike.
 """
@@ -11,7 +12,6 @@ pixels wide) are refused here, for training and recognition alike.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .errors import HandwriteError
@@ -78,5 +78,15 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     return np.clip((ink - paper) * scale, 0, 255).astype(np.uint8)
 
 
-def to_tensor(line: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(line).float().div_(255.0).unsqueeze(0)
+def to_unit(line: np.ndarray) -> np.ndarray:
+    """uint8 ink-high line -> float32 in [0, 1], as the network reads it."""
+    return line.astype(np.float32) / 255.0
+
+
+def pad_lines(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Float lines (H, W_i) -> a batch (N, 1, H, max W) right-padded with paper (0), and the widths."""
+    widths = np.array([x.shape[-1] for x in lines], dtype=np.int64)
+    batch = np.zeros((len(lines), 1, lines[0].shape[-2], int(widths.max())), dtype=np.float32)
+    for k, x in enumerate(lines):
+        batch[k, 0, :, : x.shape[-1]] = x
+    return batch, widths

@@ -8,16 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import decoding
-from .batching import collate
 from .codec import Alphabet
 from .config import INFERENCE_BATCH, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results
-from .preprocess import prepare_line, read_line_image, to_tensor
+from .preprocess import pad_lines, prepare_line, read_line_image, to_unit
 
 
 @dataclass(frozen=True)
@@ -61,7 +59,8 @@ def check_settings(batch_size: int, workers: int) -> None:
 
 
 class Recognizer:
-    """Batched transcription with a model in memory.
+    """Batched transcription with a network in memory (see :mod:`handwrite.networks`: a PyTorch
+    model or an ONNX export; this class itself needs no torch).
 
     ``decoder`` picks greedy or beam search (with LM / lexicon); beam search over
     many lines can run in ``workers`` processes while this one runs the network.
@@ -70,18 +69,16 @@ class Recognizer:
 
     def __init__(
         self,
-        model,
+        network,
         alphabet,
-        device="cpu",
         batch_size: int = INFERENCE_BATCH,
         cache: bool = False,
         decoder: DecoderSpec | None = None,
         workers: int = 1,
     ):
         check_settings(batch_size, workers)
-        self.model, self.alphabet = model, alphabet
-        self.device = torch.device(device)
-        self.height = model.cfg.height
+        self.network, self.alphabet = network, alphabet
+        self.height = network.cfg.height
         self.batch_size = batch_size
         self._cache: dict[Path, tuple[np.ndarray, tuple[int, int]]] | None = {} if cache else None
         self.spec = decoder or DecoderSpec()
@@ -110,14 +107,10 @@ class Recognizer:
 
     def _network(self, lines: Sequence[np.ndarray]) -> list[tuple[np.ndarray, list[int], float]]:
         """Per line: frame log-probabilities (T, C), greedy labels and confidence."""
-        batch, widths, *_ = collate([(to_tensor(x), [], k) for k, x in enumerate(lines)])
-        self.model.eval()
-        with torch.inference_mode():
-            log_probs, lengths = self.model(batch.to(self.device), widths.to(self.device))
-        log_probs, lengths = log_probs.cpu(), lengths.cpu()
+        log_probs, lengths = self.network.run(*pad_lines([to_unit(x) for x in lines]))
         out = []
         for n, (labels, conf) in enumerate(decoding.greedy(log_probs, lengths)):
-            out.append((log_probs[: lengths[n], n].numpy(), labels, conf))
+            out.append((log_probs[: lengths[n], n], labels, conf))
         return out
 
     def iter_transcribe(
@@ -185,7 +178,7 @@ class Recognizer:
         frames, so a glyph is taken to run from its first frame to the next glyph's first frame
         (the last one to its own last frame). Frame t covers input columns [t * r, (t + 1) * r)
         of the scaled line (r: the network's width reduction), scaled back to the image's pixels."""
-        r = self.model.cfg.width_reduction
+        r = self.network.cfg.width_reduction
         width, height = result.size
         scale = width / max(1, round(width * self.height / height))
         spans = align(log_probs, labels)
@@ -214,7 +207,6 @@ _worker_search = None
 
 def _start_worker(spec: DecoderSpec, chars: list[str]) -> None:
     global _worker_search
-    torch.set_num_threads(1)
     _worker_search = build_search(spec, Alphabet(chars))
 
 

@@ -37,6 +37,7 @@ from .devices import resolve_device
 from .errors import HandwriteError
 from .metrics import evaluate
 from .model import CRNN
+from .networks import TorchNetwork
 from .progress import bar
 from .recognize import Recognizer
 from .schedule import Schedule, TrainState
@@ -264,7 +265,7 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 def _run(run: _Run, val_records, show_progress, log) -> dict:
     """The epochs: steps until the epoch, step, time or patience limit, validating after each epoch."""
     cfg, ddp, schedule = run.cfg, run.ddp, Schedule.of(run.cfg)
-    validator = Recognizer(run.model, run.alphabet, device=str(run.device), cache=True)
+    validator = Recognizer(TorchNetwork(run.model, run.device), run.alphabet, cache=True)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     frozen = getattr(run.model, cfg.freeze) if cfg.freeze else None
 

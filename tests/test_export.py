@@ -9,13 +9,13 @@ from conftest import IAM_MINI
 from typer.testing import CliRunner
 
 from handwrite import checkpoint
-from handwrite.batching import collate
 from handwrite.cli import app
 from handwrite.datasets import load_dataset
-from handwrite.preprocess import load_line, to_tensor
+from handwrite.preprocess import load_line, pad_lines, to_unit
 
 pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install 'handwrite[export]')")
-from handwrite.export import TOLERANCE, OnnxNetwork, export  # noqa: E402
+from handwrite.export import TOLERANCE, export  # noqa: E402
+from handwrite.networks import OnnxNetwork  # noqa: E402
 
 runner = CliRunner()
 
@@ -23,9 +23,9 @@ runner = CliRunner()
 def _real_batch(height):
     """Three real fixture lines of different widths, padded as the recognizer pads them."""
     records = load_dataset(IAM_MINI, split="train")[:3]
-    batch, widths, *_ = collate([(to_tensor(load_line(r.image, height)), [], k) for k, r in enumerate(records)])
+    batch, widths = pad_lines([to_unit(load_line(r.image, height)) for r in records])
     assert len(set(widths.tolist())) == 3
-    return batch, widths
+    return torch.from_numpy(batch), torch.from_numpy(widths)
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
@@ -38,7 +38,7 @@ def test_export_matches_pytorch_on_real_lines(trained, tmp_path, fmt):
     with torch.inference_mode():
         expected, expected_lengths = model(images, widths)
     if fmt == "onnx":
-        got, lengths = OnnxNetwork(tmp_path / f"model.{fmt}")(images, widths)
+        got, lengths = map(torch.from_numpy, OnnxNetwork(tmp_path / f"model.{fmt}").run(images.numpy(), widths.numpy()))
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
@@ -84,3 +84,27 @@ def test_export_refuses_bad_requests(trained, tmp_path):
     (tmp_path / "x.onnx").write_bytes(b"junk")
     r = runner.invoke(app, ["eval", "-m", str(tmp_path / "x.onnx"), str(IAM_MINI), "-q"])
     assert r.exit_code == 2 and "x.onnx.json: missing or unreadable export description" in r.output
+
+
+def test_onnx_models_transcribe_without_torch_and_read_as_the_pt_does(trained, tmp_path):
+    """The lean path: an .onnx model runs in onnxruntime with image preparation in Pillow/numpy,
+    and torch is never imported; its text equals the PyTorch model's on real lines."""
+    import subprocess
+    import sys
+
+    out, _ = trained
+    onnx = tmp_path / "m.onnx"
+    export(out / "best.pt", onnx, "onnx")
+    lines = sorted(str(p) for p in (IAM_MINI / "lines").rglob("*.png"))
+    code = (
+        "import sys\n"
+        "from handwrite.cli import app\n"
+        f"sys.argv = ['handwrite', 'transcribe', '-m', {str(onnx)!r}, *{lines!r}, '-q']\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    code = e.code\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    rows, verdict = run.stdout.splitlines()[:-1], run.stdout.splitlines()[-1]
+    assert verdict == "NO-TORCH 0", run.stdout + run.stderr
+    with_torch = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), *lines, "-q"])
+    assert rows == with_torch.stdout.splitlines() and len(rows) == len(lines)
