@@ -359,9 +359,15 @@ def train(
 @app.command("eval")
 @_user_errors
 def evaluate(
-    model: Optional[Path] = ModelOpt,
+    model: Optional[list[Path]] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        show_default="the shipped default model",
+        help="Model file (.pt or .onnx); repeat to compare several models on the same lines.",
+    ),
     data: Path = typer.Argument(
-        ..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, or TSV manifest."
+        ..., help="Dataset: IAM root folder, folder of image + .gt.txt pairs, TSV manifest, or PAGE/ALTO files."
     ),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
     fmt: Format = FormatOpt,
@@ -370,7 +376,10 @@ def evaluate(
         None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."
     ),
     report_format: ReportFormat = typer.Option(ReportFormat.tsv, "--report-format"),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object."),
+    html_out: Optional[Path] = typer.Option(
+        None, "--html", help="Write an HTML report here: every line's image, reference and reading, differences marked."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object (one per model)."),
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
@@ -384,36 +393,83 @@ def evaluate(
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Character and word error rates of MODEL on a dataset."""
+    """Character and word error rates of MODEL on a dataset (several models: one comparison table).
+
+    Besides CER and WER: CER on grapheme clusters with a bootstrap 95 % confidence interval,
+    case- and punctuation-insensitive CER, WER on Unicode words, bag-of-words error, insertions,
+    deletions and substitutions, the most frequent confusions and per-page figures."""
+    import time
+
     from .atomic import atomic_write
+    from .datasets import group_of
+    from .metrics import analyse
     from .metrics import evaluate as run_eval
     from .progress import bar
 
+    models = model or [None]
+    if len(models) > 1 and (report or html_out):
+        _fail("--report and --html describe one model; give one --model with them")
     _output_file(report)
-    spec, recognizer = _load_recognizer(
-        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
-    )
+    _output_file(html_out)
     records, unread = _read_data([data], fmt, split, include_err)
-    with bar(len(records), "evaluating", not quiet) as b:
-        ev = run_eval(recognizer, records, b.advance)
-    summary = {**ev.summary(), "decoder": spec.decoder}
-    if as_json:
-        typer.echo(_json(summary, ensure_ascii=False))
-    else:
-        typer.echo(f"lines\t{summary['lines']}")
-        typer.echo(f"CER\t{summary['cer']:.2%}\t({summary['char_errors']}/{summary['chars']})")
-        typer.echo(f"WER\t{summary['wer']:.2%}\t({summary['word_errors']}/{summary['words']})")
-        unknown = "".join(summary["unknown_chars"]) or "-"
-        typer.echo(f"unknown characters\t{sum(summary['unknown_chars'].values())}\t{unknown}")
-        if ev.failed:
-            typer.echo(f"unreadable images\t{ev.failed}")
-    for line in ev.lines:
-        if line.error:
-            _log(f"handwrite: error: {line.error}")
+    rows, failed = [], 0
+    for m in models:
+        spec, recognizer = _load_recognizer(
+            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+        )
+        t0 = time.monotonic()
+        with bar(len(records), "evaluating", not quiet) as b:
+            ev = run_eval(recognizer, records, b.advance)
+        seconds = time.monotonic() - t0
+        details = analyse(ev.lines, [group_of(r.id) for r in records])
+        summary = {
+            "model": str(m or "default"),
+            **ev.summary(),
+            "decoder": spec.decoder,
+            "lines_per_s": round(len(records) / max(seconds, 1e-9), 1),
+            **details,
+        }
+        rows.append(summary)
+        failed = max(failed, ev.failed)
+        if as_json:
+            typer.echo(_json(summary, ensure_ascii=False))
+        elif len(models) == 1:
+            lo, hi = summary["cer_graphemes_ci95"]
+            typer.echo(f"lines\t{summary['lines']}")
+            typer.echo(f"CER\t{summary['cer']:.2%}\t({summary['char_errors']}/{summary['chars']})")
+            typer.echo(f"CER graphemes\t{summary['cer_graphemes']:.2%}\t(95% CI {lo:.2%}-{hi:.2%})")
+            typer.echo(f"CER case-insensitive\t{summary['cer_case_insensitive']:.2%}")
+            typer.echo(f"CER without punctuation\t{summary['cer_no_punctuation']:.2%}")
+            typer.echo(f"WER\t{summary['wer']:.2%}\t({summary['word_errors']}/{summary['words']})")
+            typer.echo(f"bag-of-words error\t{summary['bow_error_rate']:.2%}")
+            typer.echo(f"sub/del/ins\t{summary['substitutions']}/{summary['deletions']}/{summary['insertions']}")
+            top = ", ".join(
+                f"{c['reference'] or '∅'}→{c['hypothesis'] or '∅'} {c['count']}" for c in summary["confusions"][:5]
+            )
+            typer.echo(f"top confusions\t{top or '-'}")
+            unknown = "".join(summary["unknown_chars"]) or "-"
+            typer.echo(f"unknown characters\t{sum(summary['unknown_chars'].values())}\t{unknown}")
+            if ev.failed:
+                typer.echo(f"unreadable images\t{ev.failed}")
+        for line in ev.lines:
+            if line.error and len(models) == 1:
+                _log(f"handwrite: error: {line.error}")
+    if len(models) > 1 and not as_json:
+        typer.echo("model\tdecoder\tCER\t95% CI\tWER\tlines/s")
+        for r in rows:
+            lo, hi = r["cer_graphemes_ci95"]
+            typer.echo(
+                f"{r['model']}\t{r['decoder']}\t{r['cer']:.2%}\t{lo:.2%}-{hi:.2%}\t{r['wer']:.2%}\t{r['lines_per_s']}"
+            )
     # After the summary is out: a disk-full report still leaves the figures on the screen.
     if report is not None:
         atomic_write(report, lambda f: f.write(_report(ev, report_format).encode("utf-8")))
-    raise typer.Exit(_exit_code(ev.failed + unread, len(ev.lines) + unread))
+    if html_out is not None:
+        from .report import html_report
+
+        page = html_report(ev, records, details, f"handwrite eval: {data}" + (f" ({split})" if split else ""))
+        atomic_write(html_out, lambda f: f.write(page.encode("utf-8")))
+    raise typer.Exit(_exit_code(failed + unread, len(records) + unread))
 
 
 def _report(ev, fmt: ReportFormat) -> str:
@@ -586,6 +642,22 @@ def export_model(
     _output_file(out)
     report = export(model, out, fmt.value, quantize)
     typer.echo(_json(asdict(report)))
+
+
+@app.command()
+@_user_errors
+def plot(
+    runs: list[Path] = typer.Argument(
+        ..., help="Training run folders (each with its metrics.jsonl); several share one figure."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+):
+    """Draw training curves (loss, validation CER, learning rate against steps and time) as a PNG."""
+    from .report import plot_runs
+
+    _output_file(out)
+    plot_runs(runs, out)
+    typer.echo(_json({"out": str(out), "runs": [str(r) for r in runs]}))
 
 
 lm_app = typer.Typer(no_args_is_help=True, help="Character n-gram language models for beam-search decoding.")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -46,6 +47,21 @@ class ReadReport:
 
     problems: list[str] = field(default_factory=list)
     empty: int = 0
+
+
+_IAM_ID = re.compile(r"^([^-/\s]+-[^-/\s]+)-[^-/\s]+$")
+
+
+def group_of(line_id: str) -> str:
+    """The page (or folder) a line belongs to, from its id: the page file of a PAGE/ALTO line
+    (``page:line``), the folder of a pairs or TSV line (``folder/name``), the form of an IAM line
+    (``a01-000u-00`` -> ``a01-000u``); "" when the id tells none."""
+    if ":" in line_id:
+        return line_id.rsplit(":", 1)[0]
+    if "/" in line_id:
+        return line_id.rsplit("/", 1)[0]
+    m = _IAM_ID.match(line_id)
+    return m.group(1) if m else ""
 
 
 def normalize_text(text: str) -> str:

@@ -1,39 +1,85 @@
 #!/usr/bin/env bash
-# Rebuild models/default/ from nothing but the shared development data, with handwrite's own
-# commands: synthetic pretraining, fine-tuning on the real training splits of iam-hooker and
-# copiste-fr, a character LM of their training transcriptions, decoder tuning on their
-# validation splits, packaging and evaluation. CPU, 1 thread; about 2.5 hours with the defaults.
-#   scripts/default_model.sh [OUT_DIR]          (environment: SHARED, SYNTH_LINES, PRE_MIN, FT_MIN, MODEL_DIR)
+# Rebuild models/default/ with handwrite's own commands, in two stages.
+#
+#   scripts/default_model.sh [OUT_DIR]   (environment: SHARED, SOURCES, STAGE1_MODEL, SYNTH_LINES, PRE_MIN, FT_MIN,
+#                                         MIX_MIN, MODEL_DIR)
+#
+# Stage 1 (the first defaults, 2.5 h on one CPU core): synthetic pretraining with the six fonts that
+# handwrite installs, then fine-tuning on the real training splits of ../shared/data (iam-hooker,
+# copiste-fr). Skipped when STAGE1_MODEL names its result (the previous models/default/model.pt).
+#
+# Stage 2 (more writers, more fonts): 56 handwriting font families from the npm registry
+# (scripts/fetch_fonts.sh; 6 held out to draw a font-disjoint validation set), four public CC-BY
+# collections of French handwriting from HTR-United (scripts/fetch_htr_united.sh puts them in
+# SOURCES at pinned commits; scripts/prepare_htr_united.py cuts their lines with writer-disjoint
+# validation splits), new synthetic English and French lines, all mixed with stage 1's real data,
+# fine-tuning stage 1's model for MIX_MIN minutes; then the character LM of every real training
+# text, decoder tuning on the real validation sets, packaging (float16 .pt and its int8 ONNX export)
+# and the figures of the model card.
 set -euo pipefail
 OUT=${1:-runs/default}
 SHARED=${SHARED:-../shared/data}
+SOURCES=${SOURCES:-$OUT/sources}
 SYNTH_LINES=${SYNTH_LINES:-20000}
-PRE_MIN=${PRE_MIN:-25}     # pretraining budget on synthetic lines (minutes)
-FT_MIN=${FT_MIN:-110}      # fine-tuning budget on real lines (minutes)
+PRE_MIN=${PRE_MIN:-25}     # stage 1: pretraining on synthetic lines (minutes)
+FT_MIN=${FT_MIN:-110}      # stage 1: fine-tuning on real lines (minutes)
+MIX_MIN=${MIX_MIN:-100}    # stage 2: fine-tuning on the mix (minutes)
 MODEL_DIR=${MODEL_DIR:-models/default}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 PY=${PYTHON:-.venv/bin/python}
 REAL=("$SHARED/iam-hooker" "$SHARED/copiste-fr")
 
-# 1. Synthetic lines: the shipped English corpus (iam-hooker train transcriptions) and the
-#    copiste-fr train transcriptions, so the pretraining sees the French characters too.
-[ -f "$OUT/synth/ascii/lines.txt" ] || $HW synth "$OUT/synth" --lines "$SYNTH_LINES" --seed 1 \
-    --text handwrite/resources/hooker-train-lines.txt.gz --text "$SHARED/copiste-fr" --text-split train \
-    --sheet "$OUT/synth-sheet.png" -q
-# 2. Pretraining, 3. fine-tuning (new characters get new output rows).
-$HW train "$OUT/synth" --train-split train --val-split validation -o "$OUT/pretrain" --max-minutes "$PRE_MIN" -q
-$HW train "${REAL[@]}" --train-split train --val-split validation --init "$OUT/pretrain/best.pt" \
-    -o "$OUT/finetune" --max-minutes "$FT_MIN" -q
-# 4. Package (float16), LM from the training transcriptions, decoder settings tuned on validation.
-$PY scripts/package_model.py "$OUT/finetune/best.pt" "$MODEL_DIR/model.pt"
-$HW lm build "${REAL[@]}" --split train --order 6 -o "$MODEL_DIR/train-6gram.arpa.gz"
+# ---- Stage 1 -------------------------------------------------------------------------------
+if [ -z "${STAGE1_MODEL:-}" ]; then
+    [ -f "$OUT/synth/ascii/lines.txt" ] || $HW synth "$OUT/synth" --lines "$SYNTH_LINES" --seed 1 \
+        --text handwrite/resources/hooker-train-lines.txt.gz --text "$SHARED/copiste-fr" --text-split train \
+        --sheet "$OUT/synth-sheet.png" -q
+    $HW train "$OUT/synth" --train-split train --val-split validation -o "$OUT/pretrain" --max-minutes "$PRE_MIN" -q
+    $HW train "${REAL[@]}" --train-split train --val-split validation --init "$OUT/pretrain/best.pt" \
+        -o "$OUT/finetune" --max-minutes "$FT_MIN" -q
+    $PY scripts/package_model.py "$OUT/finetune/best.pt" "$OUT/stage1.pt"
+    STAGE1_MODEL=$OUT/stage1.pt
+fi
+
+# ---- Stage 2 -------------------------------------------------------------------------------
+# Fonts: all but six families for training; those six draw the font-disjoint validation lines.
+HELDOUT_FONTS="architects-daughter bilbo cookie mrs-saint-delafield patrick-hand tangerine"
+if [ ! -d "$OUT/fonts-heldout" ]; then
+    scripts/fetch_fonts.sh "$OUT/fonts"
+    mkdir -p "$OUT/fonts-heldout"
+    for f in $HELDOUT_FONTS; do mv "$OUT/fonts/$f" "$OUT/fonts-heldout/"; done
+fi
+# Real writers.
+scripts/fetch_htr_united.sh "$SOURCES"
+[ -f "$OUT/real/peraire/train.txt" ] || $PY scripts/prepare_htr_united.py "$SOURCES" "$OUT/real"
+R=$OUT/real
+awk 'NR%10==1' "$R/timeus/validation.txt" > "$R/timeus/val-small.txt"   # 1 line in 10 of the held-out register
+awk 'NR%10!=1' "$R/timeus/validation.txt" > "$R/timeus/val-rest.txt"    # the rest trains
+# Synthetic lines with the new fonts: English (the shipped corpus) and French (real training text).
+[ -f "$OUT/synth-en/ascii/lines.txt" ] || $HW synth "$OUT/synth-en" --lines 15000 --seed 11 --fonts "$OUT/fonts" -q
+[ -f "$OUT/synth-fr/ascii/lines.txt" ] || $HW synth "$OUT/synth-fr" --lines 8000 --seed 12 --fonts "$OUT/fonts" \
+    --text "$SHARED/copiste-fr" --text "$R/poilus" --text "$R/mss19" --text "$R/timeus" --text "$R/peraire" --text-split train -q
+[ -f "$OUT/synth-heldout/ascii/lines.txt" ] || $HW synth "$OUT/synth-heldout" --lines 600 --seed 13 \
+    --fonts "$OUT/fonts-heldout" --no-builtin-fonts -q
+# The mix, and the validation set that picks the best epoch (real sets' validation splits + held-out fonts).
+$PY scripts/mix_manifest.py "$OUT/mix-train.tsv" train "$SHARED/iam-hooker:train" "$SHARED/copiste-fr:train" \
+    "$R/poilus:train" "$R/mss19:train" "$R/timeus:train" "$R/timeus:$R/timeus/val-rest.txt" "$R/peraire:train" \
+    "$OUT/synth-en:train" "$OUT/synth-fr:train"
+$PY scripts/mix_manifest.py "$OUT/mix-val.tsv" validation "$SHARED/iam-hooker:validation" "$SHARED/copiste-fr:validation" \
+    "$R/poilus:validation" "$R/mss19:validation" "$R/timeus:$R/timeus/val-small.txt" "$OUT/synth-heldout:-"
+$HW train "$OUT/mix-train.tsv" --train-split train --val "$OUT/mix-val.tsv" --val-split validation \
+    --init "$STAGE1_MODEL" -o "$OUT/mix" --lr 5e-4 --max-minutes "$MIX_MIN" --workers 0 -q
+
+# ---- Package, LM, decoding, figures ------------------------------------------------------------
+REAL_TRAIN=("${REAL[@]}" "$R/poilus" "$R/mss19" "$R/timeus" "$R/peraire")
+$PY scripts/package_model.py "$OUT/mix/best.pt" "$MODEL_DIR/model.pt"
+$HW lm build "${REAL_TRAIN[@]}" --split train --order 6 -o "$MODEL_DIR/train-6gram.arpa.gz"
 $HW lm compile "$MODEL_DIR/train-6gram.arpa.gz" -o "$MODEL_DIR/train-6gram.npz"   # loads ~8x faster
-$HW lm tune -m "$MODEL_DIR/model.pt" "${REAL[@]}" --split validation --lm "$MODEL_DIR/train-6gram.npz" -q
-# 5. Figures for the model card: every split the model did not train on.
-for decoder in greedy beam; do
-    for set in "iam-hooker validation" "iam-hooker test" "copiste-fr validation"; do
-        read -r name split <<< "$set"
-        echo "== $name $split $decoder"
-        $HW eval -m "$MODEL_DIR/model.pt" "$SHARED/$name" --split "$split" --decoder "$decoder" --json -q
-    done
-done
+# Tuned on the real validation sets only (the synthetic ones would reward the LM for their text).
+grep -v "synth-heldout" "$OUT/mix-val.tsv" > "$OUT/mix-val-real.tsv"
+$HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real.tsv" --split validation --lm "$MODEL_DIR/train-6gram.npz" \
+    --weights 0.5,0.75,1.0 --bonuses 0.5,1.5,2.5 -q
+# The default is the int8 ONNX export (no torch at run time); model.pt stays for fine-tuning (--init).
+$HW export "$MODEL_DIR/model.pt" --format onnx --quantize -o "$MODEL_DIR/model.onnx"
+cp "$MODEL_DIR/model.pt.decoding.json" "$MODEL_DIR/model.onnx.decoding.json"
+scripts/eval_sets.sh "$MODEL_DIR/model.onnx" "$R" "$OUT/synth-heldout"
