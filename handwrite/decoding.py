@@ -324,7 +324,13 @@ def tune_decoder(
     """
     from .metrics import ErrorCounts
 
-    _, frames = recognizer.frames([r.image for r in records])
+    # In chunks, so that only the frames (not every decoded image) are held at once.
+    from .recognize import STREAM_CHUNK
+
+    frames = {}
+    for start in range(0, len(records), STREAM_CHUNK):
+        _, part = recognizer.frames([r.image for r in records[start : start + STREAM_CHUNK]])
+        frames.update({start + k: v for k, v in part.items()})
     alphabet = recognizer.alphabet
     counts = ErrorCounts()
     for k, rec in enumerate(records):

@@ -100,7 +100,7 @@ def evaluate(recognizer, records: Sequence[LineRecord], progress=None) -> Evalua
     An unreadable image counts as an empty hypothesis (all its characters
     wrong) rather than being dropped, so failures cannot flatter the score.
     """
-    results = recognizer.transcribe([r.image for r in records], progress)
+    results = recognizer.iter_transcribe([r.image for r in records], progress)  # chunked: bounded memory
     ev = Evaluation(ErrorCounts(), [])
     for rec, res in zip(records, results):
         for c in rec.text:
