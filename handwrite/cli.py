@@ -78,6 +78,11 @@ def _user_errors(command):
             _fail(str(e))
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`handwrite transcribe ... | head`): stop quietly, as cat does, with
+            # the shell's code for a SIGPIPE death; stdout goes to /dev/null so the exit flush is silent.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(128 + 13) from None
         except OSError as e:
             where = f"{e.filename}: " if e.filename else ""
             _fail(f"{where}{e.strerror or e}", EXIT_IO)

@@ -241,6 +241,8 @@ def test_self_intersecting_polygon_is_cut_without_error(tmp_path):
 def _schema(flavour: str) -> etree.XMLSchema:
     if flavour == "page":
         return etree.XMLSchema(etree.parse(str(XSD / "pagecontent-2019-07-15.xsd")))
+    if flavour == "page2013":
+        return etree.XMLSchema(etree.parse(str(XSD / "pagecontent-2013-07-15.xsd")))
     # alto-4-4.xsd imports XLink from the web; point it at the local copy.
     source = (
         (XSD / "alto-4-4.xsd")
@@ -425,3 +427,20 @@ def test_lm_build_lm_tune_and_synth_read_page_files(tiny_model, tmp_path):
     assert synth.exit_code == 0, synth.output
     drawn = (tmp_path / "s" / "ascii" / "lines.txt").read_text(encoding="utf-8")
     assert any(word in drawn for word in ("Madame", "Guyot", "Sorel-le-Grand", "Fins", "(Somme)"))
+
+
+def test_transkribus_page2013_results_stay_valid_page2013(tiny_model, tmp_path):
+    """Results written into a Transkribus-style PAGE 2013 file validate against the 2013 schema, apart
+    from Transkribus' own TranskribusMetadata element, which the input carries and the copy keeps."""
+    xml = _page2013(tmp_path / "in")
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["transcribe", "-m", str(tiny_model), str(xml), "-o", str(out), "-q", "--decoder", "greedy"])
+    assert r.exit_code == 0, r.output
+    doc = etree.parse(str(out / "page.xml"))
+    assert doc.xpath("count(//*[local-name()='TranskribusMetadata'])") == 1  # kept
+    for el in doc.xpath("//*[local-name()='TranskribusMetadata']"):
+        el.getparent().remove(el)
+    schema = _schema("page2013")
+    assert schema.validate(doc), schema.error_log
+    printed = [row.split("\t", 1)[1] for row in r.stdout.splitlines()]
+    assert [line.text for line in read_page_file(out / "page.xml").lines] == printed and len(printed) == 4
