@@ -67,6 +67,12 @@ def _train_cmd(out, *extra):
     ]
 
 
+def _cli_train(out, *extra):
+    """`handwrite train` in this process on the IAM fixture (train split for both roles), tiny model."""
+    args = ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "-o", str(out), "-q", *TINY_ARGS]
+    return runner.invoke(app, [*args, *extra])
+
+
 def _weights(run):
     state = checkpoint.load_state(run / "last.pt")
     return state["model"], state["train_state"]
@@ -121,61 +127,24 @@ def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_runs_lock_is_no
         stdout=subprocess.PIPE,
     )
     assert holder.stdout.readline().strip() == b"locked"
-    r = runner.invoke(
-        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS]
-    )
+    r = _cli_train(out, "--max-steps", "1")
     assert r.exit_code == 2 and "another training run is using this folder" in r.output
     assert f"process {holder.pid}" in r.output
     holder.kill()  # kill -9: the kernel releases the lock
     holder.wait()
-    r = runner.invoke(
-        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--max-steps", "1", *TINY_ARGS]
-    )
+    r = _cli_train(out, "--max-steps", "1")
     assert r.exit_code == 0, r.output
 
 
 def test_records_after_the_saved_state_are_dropped_on_resume(tmp_path):
     out = tmp_path / "run"
-    first = runner.invoke(
-        app,
-        [
-            "train",
-            str(IAM_MINI),
-            "--train-split",
-            "train",
-            "--val-split",
-            "train",
-            "-o",
-            str(out),
-            "--epochs",
-            "2",
-            "-q",
-            *TINY_ARGS,
-        ],
-    )
+    first = _cli_train(out, "--epochs", "2")
     assert first.exit_code == 0, first.output
     records = (out / "metrics.jsonl").read_text().splitlines()
     # As if killed after writing epoch 3's record but before saving last.pt, mid-line of another.
     ghost = dict(json.loads(records[-1]), epoch=3, step=json.loads(records[-1])["step"] + 3)
     (out / "metrics.jsonl").write_text("\n".join(records + [json.dumps(ghost), '{"epoch": 4, "ste']) + "\n")
-    again = runner.invoke(
-        app,
-        [
-            "train",
-            str(IAM_MINI),
-            "--train-split",
-            "train",
-            "--val-split",
-            "train",
-            "-o",
-            str(out),
-            "--epochs",
-            "3",
-            "--resume",
-            "-q",
-            *TINY_ARGS,
-        ],
-    )
+    again = _cli_train(out, "--epochs", "3", "--resume")
     assert again.exit_code == 0, again.output
     epochs = [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2, 3]
@@ -183,16 +152,12 @@ def test_records_after_the_saved_state_are_dropped_on_resume(tmp_path):
 
 def test_best_pt_without_last_pt_is_neither_resumed_nor_overwritten(tmp_path):
     out = tmp_path / "run"
-    runner.invoke(
-        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--epochs", "1", "-q", *TINY_ARGS]
-    )
+    _cli_train(out, "--epochs", "1")
     (out / "last.pt").unlink()  # as after a disk-full crash that kept best.pt
     best = (out / "best.pt").read_bytes()
-    resume = runner.invoke(
-        app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "--resume", "-q", *TINY_ARGS]
-    )
+    resume = _cli_train(out, "--resume")
     assert resume.exit_code == 2 and "nothing to resume" in resume.output and "best.pt is kept" in resume.output
-    fresh = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "train", "-o", str(out), "-q", *TINY_ARGS])
+    fresh = _cli_train(out)
     assert fresh.exit_code == 2 and "already holds a training run" in fresh.output
     assert (out / "best.pt").read_bytes() == best
 
@@ -215,47 +180,17 @@ def _disk_full(monkeypatch, after: int):
 @pytest.mark.parametrize("after", [0, 1, 2, 4])
 def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path, after):
     out = tmp_path / "run"
-    args = [
-        "train",
-        str(IAM_MINI),
-        "--train-split",
-        "train",
-        "--val-split",
-        "train",
-        "-o",
-        str(out),
-        "--epochs",
-        "3",
-        "-q",
-        *TINY_ARGS,
-    ]
     _disk_full(monkeypatch, after)
-    r = runner.invoke(app, args)
+    r = _cli_train(out, "--epochs", "3")
     assert r.exit_code == 74, r.output
     assert "No space left on device" in r.output and "Traceback" not in r.output
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no half-written files
     monkeypatch.undo()
     if (out / "last.pt").exists():
         checkpoint.load_state(out / "last.pt")  # the previous state, whole
-        r = runner.invoke(app, args + ["--resume"])
+        r = _cli_train(out, "--epochs", "3", "--resume")
     else:
-        r = runner.invoke(
-            app,
-            [
-                "train",
-                str(IAM_MINI),
-                "--train-split",
-                "train",
-                "--val-split",
-                "train",
-                "-o",
-                str(tmp_path / "again"),
-                "--epochs",
-                "3",
-                "-q",
-                *TINY_ARGS,
-            ],
-        )
+        r = _cli_train(tmp_path / "again", "--epochs", "3")
     assert r.exit_code == 0, r.output
 
 
