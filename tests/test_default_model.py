@@ -20,9 +20,10 @@ def test_transcribe_without_model_uses_the_default():
 
 
 def test_eval_without_model_on_the_samples():
-    # An untrained or broken model scores a CER near 100% here; the shipped one 21.8% (2026-11-27).
+    # An untrained or broken model scores a CER near 100% here; the shipped one 16.39 % (2026-11-29,
+    # int8 ONNX with beam search + LM); 20 % leaves room for onnxruntime versions, not for a worse model.
     r = runner.invoke(app, ["eval", str(SAMPLES), "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["lines"] == 32 and summary["failed"] == 0
-    assert summary["cer"] < 0.5
+    assert summary["cer"] < 0.20 and summary["decoder"] == "beam"
