@@ -407,7 +407,7 @@ def evaluate(
 
     from .atomic import atomic_write
     from .datasets import group_of
-    from .metrics import analyse
+    from .metrics import ErrorCounts, Evaluation, analyse
     from .metrics import evaluate as run_eval
     from .progress import bar
 
@@ -423,8 +423,14 @@ def evaluate(
             m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
         )
         t0 = time.monotonic()
-        with bar(len(records), "evaluating", not quiet) as b:
-            ev = run_eval(recognizer, records, b.advance)
+        ev = Evaluation(ErrorCounts(), [])
+        try:
+            with bar(len(records), "evaluating", not quiet) as b:
+                run_eval(recognizer, records, b.advance, into=ev)
+        except Exception:
+            # A bug part-way: the figures of the lines done so far are still worth having, marked partial.
+            typer.echo(_json({"model": str(m or "default"), "partial": True, **ev.summary()}, ensure_ascii=False))
+            raise
         seconds = time.monotonic() - t0
         details = analyse(ev.lines, [group_of(r.id) for r in records])
         summary = {

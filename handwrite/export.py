@@ -59,7 +59,7 @@ def export(
     if fmt not in FORMATS:
         raise HandwriteError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if quantize and fmt != "onnx":
-        raise HandwriteError("--quantize is available for --format onnx only")
+        raise HandwriteError("quantize is available for the onnx format only")
     model_path = Path(model_path)
     out = Path(out) if out else model_path.with_suffix(".int8.onnx" if quantize else SUFFIX[fmt])
     model, alphabet, state = load_model(model_path)

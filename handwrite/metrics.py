@@ -94,14 +94,16 @@ class Evaluation:
         }
 
 
-def evaluate(recognizer, records: Sequence[LineRecord], progress=None) -> Evaluation:
+def evaluate(recognizer, records: Sequence[LineRecord], progress=None, into: Evaluation | None = None) -> Evaluation:
     """CER/WER of the recognizer on ``records``.
 
     An unreadable image counts as an empty hypothesis (all its characters
     wrong) rather than being dropped, so failures cannot flatter the score.
+    ``into`` is filled line by line as results come, so a caller still holds the
+    figures of the lines done if something fails part-way.
     """
     results = recognizer.iter_transcribe([r.image for r in records], progress)  # chunked: bounded memory
-    ev = Evaluation(ErrorCounts(), [])
+    ev = into if into is not None else Evaluation(ErrorCounts(), [])
     for rec, res in zip(records, results):
         for c in rec.text:
             if c not in recognizer.alphabet:

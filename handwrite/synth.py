@@ -318,7 +318,7 @@ def _make_line(job: _Job, i: int) -> _Row:
             break
         resamples += 1  # a font without a glyph for the text must never give a wrong label
     else:
-        raise HandwriteError("no font covers the characters of the text; give fonts that do with --fonts")
+        raise HandwriteError("no font covers the characters of the text; give fonts that do")
     weight = int(rng.uniform(*font.weights)) if font.weights else None
     image, threshold = render_line(text, font, weight, rng, job.height)
     line_id, folder = _line_id(i)
@@ -353,11 +353,11 @@ def synthesize(
     advance: Callable[[int], None] = lambda n: None,
 ) -> SynthReport:
     if lines < 1:
-        raise HandwriteError(f"--lines must be at least 1 (got {lines})")
+        raise HandwriteError(f"lines must be at least 1 (got {lines})")
     if height < 16:
-        raise HandwriteError(f"--height must be at least 16 pixels (got {height})")
+        raise HandwriteError(f"height must be at least 16 pixels (got {height})")
     if not fonts:
-        raise HandwriteError("no fonts to draw with (install handwrite with its font packages, or pass --fonts)")
+        raise HandwriteError("no fonts to draw with (install handwrite with its font packages, or give font files)")
     out = Path(out)
     if (out / "ascii" / "lines.txt").exists():
         raise HandwriteError(f"{out}: already holds a dataset; choose another folder")

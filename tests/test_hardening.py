@@ -311,6 +311,31 @@ def test_a_bug_late_in_a_batch_keeps_the_results_already_printed(model, monkeypa
     assert [row.split("\t")[0] for row in r.stdout.splitlines()] == [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
 
 
+def test_a_bug_late_in_an_evaluation_prints_the_partial_figures(model, monkeypatch, tmp_path):
+    from handwrite import recognize
+
+    pairs = tmp_path / "set"
+    pairs.mkdir()
+    for k in range(3):
+        shutil.copy(LINE, pairs / f"{k}.png")
+        (pairs / f"{k}.gt.txt").write_text("A MOVE to stop", encoding="utf-8")
+    real = recognize.Recognizer.transcribe
+    calls = [0]
+
+    def breaks_on_the_third_chunk(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            raise RuntimeError("simulated bug")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(recognize, "STREAM_CHUNK", 1)
+    monkeypatch.setattr(recognize.Recognizer, "transcribe", breaks_on_the_third_chunk)
+    r = runner.invoke(app, ["eval", "-m", str(model), str(pairs), "-q"])
+    assert r.exit_code == 70 and "internal error" in r.output
+    partial = json.loads(r.stdout.splitlines()[0])
+    assert partial["partial"] is True and partial["lines"] == 2
+
+
 def test_a_bug_exits_70_not_1(model, monkeypatch):
     from handwrite import recognize
 

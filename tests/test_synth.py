@@ -136,7 +136,7 @@ def test_bad_input_gives_one_clear_error(tmp_path, problem):
     args, expected = {
         "font": (["--fonts", str(bad_font)], "broken.ttf: cannot read as a font"),
         "corpus": (["--text", str(empty)], "empty.txt: no text lines"),
-        "lines": (["--lines", "0"], "--lines must be at least 1"),
+        "lines": (["--lines", "0"], "lines must be at least 1"),
         "output": ([], "cannot write the dataset there"),
     }[problem]
     out = blocker / "set" if problem == "output" else tmp_path / "set"
