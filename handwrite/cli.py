@@ -152,7 +152,7 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     """
     import glob
 
-    from .datasets import IMAGE_SUFFIXES
+    from .imageio import IMAGE_SUFFIXES
     from .pagexml import xml_flavour
 
     paths: list[Path] = []

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import HandwriteError
+from .imageio import IMAGE_SUFFIXES
 from .pagexml import LineCrop, page_lines, xml_flavour
 
 FORMATS = ("iam", "pairs", "tsv", "page", "alto")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import HandwriteError
 
+# File name endings of the images handwrite looks for in folders and beside page files.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2")
 # A 600-dpi A3 scan is 70 Mpx; this admits every real page and refuses a decompression bomb
 # before its pixels are decoded. Pillow itself refuses twice its MAX_IMAGE_PIXELS (179 Mpx)
 # and only warns below that, so the check here is what decides up to its refusal.

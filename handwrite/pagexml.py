@@ -37,8 +37,8 @@ from lxml import etree
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .errors import HandwriteError
+from .imageio import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".jp2")
 PAD = 4  # pixels of context kept around a polygon's bounding box
 MASK_DILATION = 3  # pixels outside the polygon still shown (strokes that cross its edge)
 ABOVE, BELOW = 0.75, 0.35  # band around a baseline, in line spacings

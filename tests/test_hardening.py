@@ -290,11 +290,10 @@ def test_bad_decoding_settings_files(tmp_path, model):
         assert r.exit_code == 2 and "m.pt.decoding.json" in r.output and "Traceback" not in r.output, content
 
 
-def test_a_bug_late_in_a_batch_keeps_the_results_already_printed(model, monkeypatch, tmp_path):
+def _bug_in_the_third_chunk(monkeypatch):
+    """Stream one line a chunk, and let the third chunk's transcription fail as a bug would."""
     from handwrite import recognize
 
-    for k in range(3):
-        shutil.copy(LINE, tmp_path / f"{k}.png")
     real = recognize.Recognizer.transcribe
     calls = [0]
 
@@ -306,30 +305,24 @@ def test_a_bug_late_in_a_batch_keeps_the_results_already_printed(model, monkeypa
 
     monkeypatch.setattr(recognize, "STREAM_CHUNK", 1)
     monkeypatch.setattr(recognize.Recognizer, "transcribe", breaks_on_the_third_chunk)
+
+
+def test_a_bug_late_in_a_batch_keeps_the_results_already_printed(model, monkeypatch, tmp_path):
+    for k in range(3):
+        shutil.copy(LINE, tmp_path / f"{k}.png")
+    _bug_in_the_third_chunk(monkeypatch)
     r = runner.invoke(app, ["transcribe", "-m", str(model), str(tmp_path), "-q"])
     assert r.exit_code == 70 and "internal error" in r.output
     assert [row.split("\t")[0] for row in r.stdout.splitlines()] == [str(tmp_path / "0.png"), str(tmp_path / "1.png")]
 
 
 def test_a_bug_late_in_an_evaluation_prints_the_partial_figures(model, monkeypatch, tmp_path):
-    from handwrite import recognize
-
     pairs = tmp_path / "set"
     pairs.mkdir()
     for k in range(3):
         shutil.copy(LINE, pairs / f"{k}.png")
         (pairs / f"{k}.gt.txt").write_text("A MOVE to stop", encoding="utf-8")
-    real = recognize.Recognizer.transcribe
-    calls = [0]
-
-    def breaks_on_the_third_chunk(self, *args, **kwargs):
-        calls[0] += 1
-        if calls[0] == 3:
-            raise RuntimeError("simulated bug")
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(recognize, "STREAM_CHUNK", 1)
-    monkeypatch.setattr(recognize.Recognizer, "transcribe", breaks_on_the_third_chunk)
+    _bug_in_the_third_chunk(monkeypatch)
     r = runner.invoke(app, ["eval", "-m", str(model), str(pairs), "-q"])
     assert r.exit_code == 70 and "internal error" in r.output
     partial = json.loads(r.stdout.splitlines()[0])
