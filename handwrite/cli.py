@@ -268,6 +268,11 @@ def train(
     warmup_steps: int = typer.Option(
         _TRAIN.warmup_steps, "--warmup-steps", help="Steps of linear learning-rate warm-up."
     ),
+    shortcut_weight: float = typer.Option(
+        _TRAIN.shortcut_weight,
+        "--shortcut-weight",
+        help="Weight of a training-only CTC head on the CNN features (0.1 in Retsinas et al. 2022; 0: none).",
+    ),
     freeze: str = typer.Option(
         _TRAIN.freeze, "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."
     ),
@@ -278,6 +283,7 @@ def train(
     height: int = typer.Option(_MODEL.height, help="Line height in pixels the model reads."),
     lstm_hidden: int = typer.Option(_MODEL.lstm_hidden, "--lstm-hidden"),
     lstm_layers: int = typer.Option(_MODEL.lstm_layers, "--lstm-layers"),
+    cell: str = typer.Option(_MODEL.cell, "--cell", help="Recurrent layers: lstm or gru."),
     channels: str = typer.Option(
         ",".join(map(str, _MODEL.channels)),
         "--channels",
@@ -327,6 +333,7 @@ def train(
         width_pools=width_pools,
         lstm_hidden=lstm_hidden,
         lstm_layers=lstm_layers,
+        cell=cell,
         dropout=dropout,
     )
     cfg = TrainConfig(
@@ -343,6 +350,7 @@ def train(
         precision=precision.value,
         warmup_steps=warmup_steps,
         freeze=freeze,
+        shortcut_weight=shortcut_weight,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)

@@ -20,6 +20,12 @@ MAX_BEAM = 1024
 # Lines per network call when transcribing or evaluating: width-sorted, so little of a batch is
 # padding; 16 lines a call ran 1.8x faster than 1 (bench.py infer, greedy, README).
 INFERENCE_BATCH = 16
+# ... and at most this many pixel columns (at the model's height) per call: the first conv block's
+# activations grow with lines x widest line, and 16 long lines took eval's peak memory to 1 GB.
+INFERENCE_COLUMNS = 8192
+
+
+CELLS = ("lstm", "gru")
 
 
 @dataclass
@@ -27,8 +33,9 @@ class ModelConfig:
     height: int = 64  # input line height in pixels
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 96])
     width_pools: int = 3  # the first this-many blocks also halve the width
-    lstm_hidden: int = 256
+    lstm_hidden: int = 256  # units per direction of the recurrent layers (LSTM or GRU)
     lstm_layers: int = 3
+    cell: str = "lstm"  # or "gru": a quarter fewer recurrent weights
     dropout: float = 0.2
     num_classes: int = 0  # alphabet size + blank; set from the codec
 
@@ -41,6 +48,8 @@ class ModelConfig:
         check_number("lstm_hidden", self.lstm_hidden, 1, 4096, integer=True)
         check_number("lstm_layers", self.lstm_layers, 1, 32, integer=True)
         check_number("dropout", self.dropout, 0, 1)
+        if self.cell not in CELLS:
+            raise HandwriteError(f"unknown recurrent cell {self.cell!r}; choose {' or '.join(CELLS)}")
         if self.dropout >= 1:
             raise HandwriteError(f"dropout must be < 1 (got {self.dropout!r}); 1 would drop everything")
         if self.height % (2 ** len(self.channels)):
@@ -77,6 +86,9 @@ class TrainConfig:
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
     precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
     freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are
+    # Weight of a training-only CTC "shortcut" head reading the CNN features directly (Retsinas et al.
+    # 2022 used 0.1): it makes the CNN learn characters before the recurrent layers can; 0 = none.
+    shortcut_weight: float = 0.0
 
     def __post_init__(self):
         check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
@@ -91,6 +103,7 @@ class TrainConfig:
         check_number("grad_clip", self.grad_clip, 0, None, low_open=True)
         check_number("workers", self.workers, 0, 256, integer=True)
         check_number("save_every", self.save_every, 1, None, integer=True)
+        check_number("shortcut_weight", self.shortcut_weight, 0, 10)
         if self.precision not in ("fp32", "bf16"):
             raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
         if self.freeze not in FREEZABLE:

@@ -162,60 +162,98 @@ class PrefixBeamSearch:
             self.is_word_char = np.array([False] + [c in lexicon.word_chars for c in alphabet.chars])
 
     def decode(self, log_probs: np.ndarray) -> tuple[list[int], float]:
-        """log_probs (T, C) of one line -> (labels, score of the best prefix)."""
-        lm = self.lm
-        # prefix -> [log P(prefix, ends in blank), log P(prefix, ends in a label)]
-        beams: dict[tuple, list[float]] = {(): [0.0, NEG_INF]}
-        # prefix -> (LM + bonus + OOV score, LM state, partial word at its end)
-        info: dict[tuple, tuple] = {(): (0.0, lm.state("") if lm else None, "")}
+        """log_probs (T, C) of one line -> (labels, score of the best prefix).
 
-        def rank(item) -> float:
-            prefix, (pb, pnb) = item
-            return _logaddexp(pb, pnb) + info[prefix][0]
+        Prefixes are nodes of a trie (node 0: the empty prefix; node k is node ``parent[k]``
+        extended by ``label[k]``), so beams are keyed by small integers: keyed by label tuples,
+        hashing and copying ever longer tuples took a third of the time. A node's LM state is
+        worked out only when the node is extended or ends the line: most never are.
+        """
+        lm, chars = self.lm, self.alphabet.chars
+        parent, label, word = [-1], [BLANK], [""]
+        score = [0.0]  # LM + bonus + OOV score of each node
+        states = [lm.state("") if lm else None]  # None: not worked out yet
+        # Per node, once asked for: what each next label adds to the score (LM and bonus).
+        no_lm = np.full(log_probs.shape[1], self.insertion_bonus)
+        ext_rows: list = [None]
+        child: dict[tuple[int, int], int] = {}
 
+        def lm_state(k: int):
+            if states[k] is None:
+                states[k] = lm.advance(states[parent[k]], chars[label[k] - 1])  # the parent's is known
+            return states[k]
+
+        def ext_row(k: int) -> np.ndarray:
+            if lm is None:
+                return no_lm
+            if ext_rows[k] is None:
+                ext_rows[k] = self.lm_weight * lm.log_probs(lm_state(k))[self.lm_ids] + self.insertion_bonus
+            return ext_rows[k]
+
+        # node -> [log P(prefix, ends in blank), log P(prefix, ends in a label)]
+        beams: dict[int, list[float]] = {0: [0.0, NEG_INF]}
         for frame_np in log_probs:
             cands = np.nonzero(frame_np >= self.log_prune)[0]
             cands = cands[cands != BLANK]
             frame = frame_np.tolist()  # Python floats: scalar reads from numpy cost more than the math
-            nxt: dict[tuple, list[float]] = {}
-            for prefix, (pb, pnb) in beams.items():
-                total = _logaddexp(pb, pnb)
-                entry = nxt.setdefault(prefix, [NEG_INF, NEG_INF])
-                entry[0] = _logaddexp(entry[0], total + frame[BLANK])
-                last = prefix[-1] if prefix else None
-                if last is not None:
-                    entry[1] = _logaddexp(entry[1], pnb + frame[last])
+            blank = frame[BLANK]
+            # The prefixes carried over (ending in blank, or repeating their last label) come first;
+            # their ranks can only grow in this frame, so the beam-th best of them is a floor: an
+            # extension of a prefix not in the beam gets exactly one contribution (from its parent),
+            # and if that ranks below the floor it cannot make the beam and is not even made.
+            nxt: dict[int, list[float]] = {}
+            for node, (pb, pnb) in beams.items():
+                nxt[node] = [_logaddexp(pb, pnb) + blank, pnb + frame[label[node]] if node else NEG_INF]
+            floor = NEG_INF
+            if len(nxt) >= self.beam and cands.size:
+                floor = sorted((_logaddexp(*e) + score[n] for n, e in nxt.items()), reverse=True)[self.beam - 1]
+            for node, (pb, pnb) in beams.items():
                 if cands.size == 0:
-                    continue
-                score, state, word = info[prefix]
-                ext = np.full(len(cands), self.insertion_bonus)
-                if lm is not None:
-                    ext += self.lm_weight * lm.log_probs(state)[self.lm_ids[cands]]
-                for c, bonus in zip(cands.tolist(), ext.tolist()):
-                    new = prefix + (c,)
-                    if new not in info:
-                        step = self._extend(word, c)
+                    break
+                total = _logaddexp(pb, pnb)
+                last = label[node] if node else None
+                base = score[node]
+                for c, bonus in zip(cands.tolist(), ext_row(node)[cands].tolist()):
+                    acoustic = (pb if c == last else total) + frame[c]
+                    new = child.get((node, c))
+                    if new is None:
+                        step = self._extend(word[node], c)
                         if step is None:
                             continue  # the lexicon forbids this character here
-                        new_word, penalty = step
-                        new_state = lm.advance(state, self.alphabet.chars[c - 1]) if lm is not None else None
-                        info[new] = (score + bonus + penalty, new_state, new_word)
-                    acoustic = (pb if c == last else total) + frame[c]
-                    e = nxt.setdefault(new, [NEG_INF, NEG_INF])
-                    e[1] = _logaddexp(e[1], acoustic)
-            beams = dict(sorted(nxt.items(), key=rank, reverse=True)[: self.beam])
+                        new_score = base + bonus + step[1]
+                        if acoustic + new_score < floor:
+                            continue
+                        new = child[node, c] = len(parent)
+                        parent.append(node)
+                        label.append(c)
+                        word.append(step[0])
+                        score.append(new_score)
+                        states.append(None)
+                        ext_rows.append(None)
+                    elif new not in beams and acoustic + score[new] < floor:
+                        continue
+                    e = nxt.get(new)
+                    if e is None:
+                        nxt[new] = [NEG_INF, acoustic]  # _logaddexp(NEG_INF, x) is x
+                    else:
+                        e[1] = _logaddexp(e[1], acoustic)
+            ranked = sorted(nxt.items(), key=lambda item: _logaddexp(*item[1]) + score[item[0]], reverse=True)
+            beams = dict(ranked[: self.beam])
 
-        best, best_score = (), NEG_INF
-        for prefix, (pb, pnb) in beams.items():
-            score, state, word = info[prefix]
-            penalty = self._close_word(word)
+        best, best_score = 0, NEG_INF
+        for node, (pb, pnb) in beams.items():
+            penalty = self._close_word(word[node])
             if penalty is None:
                 continue
-            end = self.lm_weight * lm.log_probs(state)[lm.eos] if lm is not None else 0.0
-            s = _logaddexp(pb, pnb) + score + penalty + end
+            end = self.lm_weight * lm.log_probs(lm_state(node))[lm.eos] if lm is not None else 0.0
+            s = _logaddexp(pb, pnb) + score[node] + penalty + end
             if s > best_score:
-                best, best_score = prefix, s
-        return list(best), float(best_score)
+                best, best_score = node, s
+        labels = []
+        while best:
+            labels.append(label[best])
+            best = parent[best]
+        return labels[::-1], float(best_score)
 
     def _extend(self, word: str, label: int) -> tuple[str, float] | None:
         """(partial word, added penalty) after appending ``label``; None if the lexicon forbids it.

@@ -1,4 +1,4 @@
-"""The recognition network: CNN feature extractor -> BiLSTM -> per-frame class scores.
+"""The recognition network: CNN feature extractor -> bidirectional LSTM (or GRU) -> per-frame class scores.
 
 The CNN halves the image height in every block and halves the width in the
 first ``width_pools`` blocks, so the LSTM walks width / 2**width_pools frames:
@@ -15,21 +15,23 @@ from torch import nn
 from .config import ModelConfig
 
 
-class BiLSTM(nn.Module):
-    """Stacked bidirectional LSTM over padded batches, exact for every line's true length.
+class BiRNN(nn.Module):
+    """Stacked bidirectional LSTM (or GRU) over padded batches, exact for every line's true length.
 
     nn.LSTM on a PackedSequence is exact too, but on CPU it leaves the fused
     kernel for a per-step path that was 2.4x slower here. Instead each direction
-    is a plain unidirectional LSTM: the forward one never reads the padding
+    is a plain unidirectional LSTM (GRU): the forward one never reads the padding
     before a line's end, and the backward one reads each line reversed within
     its own length, so its padding also comes last.
     """
 
-    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float):
+    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float, cell: str = "lstm"):
         super().__init__()
         sizes = [input_size] + [2 * hidden] * (layers - 1)
-        self.forward_lstms = nn.ModuleList(nn.LSTM(n, hidden) for n in sizes)
-        self.backward_lstms = nn.ModuleList(nn.LSTM(n, hidden) for n in sizes)
+        rnn = getattr(nn, cell.upper())  # nn.LSTM or nn.GRU (ModelConfig checks the name)
+        # The attribute names are the keys of every saved model's weights, GRU ones included.
+        self.forward_lstms = nn.ModuleList(rnn(n, hidden) for n in sizes)
+        self.backward_lstms = nn.ModuleList(rnn(n, hidden) for n in sizes)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -65,14 +67,17 @@ class CRNN(nn.Module):
         self.cnn = nn.Sequential(*blocks)
         feat = c_in * (cfg.height >> len(cfg.channels))
         self.dropout = nn.Dropout(cfg.dropout)
-        self.rnn = BiLSTM(feat, cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout)
+        self.features_size = feat
+        self.rnn = BiRNN(feat, cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, cfg.cell)
         self.head = nn.Linear(2 * cfg.lstm_hidden, cfg.num_classes)
         self._init_forget_gate()
 
     def _init_forget_gate(self):
         # A forget-gate bias of 1 lets gradients flow over long lines from the
         # first step (Jozefowicz et al. 2015). PyTorch splits the bias into
-        # b_ih and b_hh, both laid out [input, forget, cell, output].
+        # b_ih and b_hh, both laid out [input, forget, cell, output]. A GRU's are
+        # [reset, update, new]: its update gate, at the same place, is the one that
+        # keeps the previous state (h = (1 - z) * new + z * h), so it gets the same bias.
         h = self.cfg.lstm_hidden
         for name, p in self.rnn.named_parameters():
             if ".bias" in name:
@@ -83,11 +88,18 @@ class CRNN(nn.Module):
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
         return torch.div(widths, self.width_reduction, rounding_mode="floor").clamp(min=1)
 
-    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (N, 1, H, W) -> log-probabilities (T, N, C) and frame counts (N,)."""
+    def features(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 1, H, W) -> CNN features, one frame per column (T, N, features_size), and frame counts (N,)."""
         f = self.cnn(images)  # N, C, H', W'
         n, c, h, w = f.shape
-        f = f.permute(3, 0, 1, 2).reshape(w, n, c * h)
-        lengths = self.output_lengths(widths).clamp(max=w)
+        return f.permute(3, 0, 1, 2).reshape(w, n, c * h), self.output_lengths(widths).clamp(max=w)
+
+    def classify(self, f: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """CNN features (T, N, F) -> log-probabilities (T, N, C)."""
         out = self.rnn(self.dropout(f), lengths)
-        return self.head(self.dropout(out)).log_softmax(-1), lengths
+        return self.head(self.dropout(out)).log_softmax(-1)
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (N, 1, H, W) -> log-probabilities (T, N, C) and frame counts (N,)."""
+        f, lengths = self.features(images, widths)
+        return self.classify(f, lengths), lengths

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import decoding
 from .codec import Alphabet
-from .config import INFERENCE_BATCH, DecoderSpec
+from .config import INFERENCE_BATCH, INFERENCE_COLUMNS, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results
@@ -110,7 +110,8 @@ class Recognizer:
         log_probs, lengths = self.network.run(*pad_lines([to_unit(x) for x in lines]))
         out = []
         for n, (labels, conf) in enumerate(decoding.greedy(log_probs, lengths)):
-            out.append((log_probs[: lengths[n], n], labels, conf))
+            # A copy: a view would keep the whole batch's array alive for as long as any line's result.
+            out.append((log_probs[: lengths[n], n].copy(), labels, conf))
         return out
 
     def iter_transcribe(
@@ -164,14 +165,25 @@ class Recognizer:
         # Sorting by width before batching keeps padding (wasted work) small.
         loaded.sort(key=lambda item: item[1].shape[1])
         out: dict[int, tuple[np.ndarray, list[int]]] = {}
-        for b in range(0, len(loaded), self.batch_size):
-            chunk = loaded[b : b + self.batch_size]
+        for chunk in self._batches(loaded):
             for (k, _), (lp, labels, conf) in zip(chunk, self._network([x for _, x in chunk])):
                 results[k].confidence = conf
                 out[k] = (lp, labels)
             if count_done:
                 advance(len(chunk))
         return results, dict(sorted(out.items()))
+
+    def _batches(self, loaded: list[tuple[int, np.ndarray]]) -> Iterator[list[tuple[int, np.ndarray]]]:
+        """Width-sorted lines in batches of at most ``batch_size`` lines and ``INFERENCE_COLUMNS``
+        padded columns (a line wider than that goes alone)."""
+        batch: list[tuple[int, np.ndarray]] = []
+        for item in loaded:
+            if batch and (len(batch) == self.batch_size or (len(batch) + 1) * item[1].shape[1] > INFERENCE_COLUMNS):
+                yield batch
+                batch = []
+            batch.append(item)
+        if batch:
+            yield batch
 
     def _place(self, result: Transcription, log_probs: np.ndarray, labels: list[int]) -> None:
         """Glyph positions from the CTC alignment. CTC marks a character by a spike of one or a few

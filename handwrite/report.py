@@ -19,6 +19,7 @@ from .metrics import Evaluation, LineResult, opcodes
 from .preprocess import read_line_image
 
 THUMB_HEIGHT = 40
+OPEN_SUBSETS = 30  # a per-subset table longer than this starts folded
 
 _STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}
@@ -108,7 +109,7 @@ def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) ->
         "<h2>Most frequent confusions</h2>",
         _table(
             [
-                (c["reference"] or "(inserted)", c["hypothesis"] or "(deleted)", c["count"])
+                (_visible(c["reference"]) or "(inserted)", _visible(c["hypothesis"]) or "(deleted)", c["count"])
                 for c in details["confusions"]
             ],
             ["reference", "read as", "count"],
@@ -116,9 +117,12 @@ def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) ->
     ]
     if details.get("subsets"):
         rows = sorted(details["subsets"].items(), key=lambda kv: -kv[1]["cer"])
+        # A long table (a mixed set has a subset per page) would push the lines off the first screens.
+        folded = " open" if len(rows) <= OPEN_SUBSETS else ""
         parts += [
-            "<h2>Per subset</h2>",
+            f"<details{folded}><summary><h2 style='display:inline'>Per subset ({len(rows)})</h2></summary>",
             _table([(n, v["lines"], f"{v['cer']:.2%}") for n, v in rows], ["subset", "lines", "CER"]),
+            "</details>",
         ]
     parts.append(
         "<h2>Lines</h2><div id='controls'>CER ≥ <input id='min' type='number' value='0' min='0' max='100' step='1' "

@@ -79,12 +79,30 @@ def _all_sum(values: list[float], ddp: Distributed) -> list[float]:
     return t.tolist()
 
 
-def make_optimizer(model: CRNN, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over the trainable parameters (all but a frozen part), without weight decay on
-    biases and normalisation weights."""
+class ShortcutCTC(torch.nn.Module):
+    """The model plus a training-only CTC head on its CNN features (Retsinas et al. 2022): a 1x3
+    convolution along the line straight to the classes. Its loss, weighted by ``shortcut_weight``,
+    is added to the main one, so the CNN learns characters before the recurrent layers can pass
+    them on. Called like the model, it returns the model's outputs plus the head's log-probabilities.
+    The head is kept in last.pt (to resume), never in best.pt or an export: recognition ignores it."""
+
+    def __init__(self, model: CRNN):
+        super().__init__()
+        self.model = model
+        self.conv = torch.nn.Conv1d(model.features_size, model.cfg.num_classes, 3, padding=1)
+
+    def forward(self, images: torch.Tensor, widths: torch.Tensor):
+        f, lengths = self.model.features(images, widths)
+        shortcut = self.conv(f.permute(1, 2, 0)).permute(2, 0, 1).log_softmax(-1)
+        return self.model.classify(f, lengths), lengths, shortcut
+
+
+def make_optimizer(model: CRNN, cfg: TrainConfig, *extra: torch.nn.Module) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters of the model (all but a frozen part) and of ``extra``
+    training-only modules, without weight decay on biases and normalisation weights."""
     if cfg.freeze:
         getattr(model, cfg.freeze).requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for m in (model, *extra) for p in m.parameters() if p.requires_grad]
     return torch.optim.AdamW(
         [
             {"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
@@ -94,19 +112,24 @@ def make_optimizer(model: CRNN, cfg: TrainConfig) -> torch.optim.AdamW:
     )
 
 
-def train_step(net, model: CRNN, batch, optimizer, ctc, lr: float, cfg: TrainConfig, device) -> float:
+def train_step(net, batch, optimizer, ctc, lr: float, cfg: TrainConfig, device) -> float:
     """One optimizer step on one batch (what bench.py times too): forward under the run's autocast,
-    CTC loss in fp32, backward, gradient clipping, AdamW at ``lr``. Returns the batch's mean loss."""
+    CTC loss in fp32 (plus the shortcut head's, when ``net`` has one), backward, gradient clipping,
+    AdamW at ``lr``. Returns the batch's mean loss of the model's own output."""
     images, widths, targets, target_lengths, _ = batch
+    targets, target_lengths = targets.to(device), target_lengths.to(device)
     for group in optimizer.param_groups:
         group["lr"] = lr
     # bf16 on the CPU too: CPUs with AVX-512 bf16 / AMX run the convolutions and LSTMs in it.
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-        log_probs, lengths = net(images.to(device), widths.to(device))
-    loss = ctc(log_probs.float(), targets.to(device), lengths, target_lengths.to(device))
+        log_probs, lengths, *shortcut = net(images.to(device), widths.to(device))
+    loss = ctc(log_probs.float(), targets, lengths, target_lengths)
+    total = loss
+    if shortcut:
+        total = loss + cfg.shortcut_weight * ctc(shortcut[0].float(), targets, lengths, target_lengths)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    total.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
     optimizer.step()
     return loss.item()
 
@@ -160,7 +183,8 @@ class _Run:
     state: TrainState
     alphabet: Alphabet
     model: CRNN
-    net: torch.nn.Module  # the model, or its DDP wrapper
+    shortcut: ShortcutCTC | None
+    net: torch.nn.Module  # what a step calls: the model or its ShortcutCTC, DDP-wrapped with several processes
     optimizer: torch.optim.Optimizer
     sampler: WidthBatchSampler
     loader: torch.utils.data.DataLoader
@@ -176,6 +200,7 @@ class _Run:
                 rng=torch.get_rng_state(),
                 train_config=asdict(self.cfg),
                 train_state=asdict(self.state),
+                **({"shortcut": self.shortcut.conv.state_dict()} if self.shortcut is not None else {}),
             )
 
 
@@ -216,18 +241,21 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
-    optimizer = make_optimizer(model, cfg)
+    shortcut = ShortcutCTC(model) if cfg.shortcut_weight > 0 else None
+    optimizer = make_optimizer(model, cfg, *([] if shortcut is None else [shortcut.conv]))
     if saved is not None:
         model.load_state_dict(saved["model"])
+        if shortcut is not None:
+            shortcut.conv.load_state_dict(saved["shortcut"])
         optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
     elif init is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
-    model.to(dev)  # after loading: the optimizer state follows its parameters' device
-    net = model
+    net = model if shortcut is None else shortcut
+    net.to(dev)  # after loading: the optimizer state follows its parameters' device
     if ddp.world > 1:
         # Averages gradients across processes; every rank starts from rank 0's weights.
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     log(f"reading {len(train_records)} training lines")
     with bar(len(train_records), "reading images", show_progress) as b:
@@ -259,7 +287,7 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     out.mkdir(parents=True, exist_ok=True)
     if saved is not None and ddp.main:
         _drop_records_after(out / "metrics.jsonl", state)
-    return _Run(ddp, out, cfg, state, alphabet, model, net, optimizer, sampler, loader, dev)
+    return _Run(ddp, out, cfg, state, alphabet, model, shortcut, net, optimizer, sampler, loader, dev)
 
 
 def _run(run: _Run, val_records, show_progress, log) -> dict:
@@ -293,7 +321,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
     try:
         with bar(len(run.sampler), f"epoch {state.epoch + 1}", show_progress) as b:
             while state.epoch < cfg.epochs and stop_reason is None:
-                run.model.train()
+                run.net.train()
                 if frozen is not None:
                     frozen.eval()  # frozen BatchNorm layers keep their running statistics too
                 run.sampler.epoch = state.epoch
@@ -303,9 +331,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                 loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
                 for batch in run.loader:
                     stepping[0] = True
-                    loss = train_step(
-                        run.net, run.model, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device
-                    )
+                    loss = train_step(run.net, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device)
                     state.step += 1
                     state.step_in_epoch += 1
                     loss_sum += loss * len(batch[1])

@@ -72,7 +72,7 @@ def bench_train(args) -> dict:
     for step, batch in enumerate(loader):
         if step == args.warmup:
             lines, t0 = 0, time.perf_counter()
-        train_step(model, model, batch, optimizer, ctc, train_cfg.lr, train_cfg, torch.device("cpu"))
+        train_step(model, batch, optimizer, ctc, train_cfg.lr, train_cfg, torch.device("cpu"))
         lines += len(batch[1])
         if step + 1 == args.warmup + args.steps:
             break

@@ -104,3 +104,25 @@ def test_a_wheel_carries_the_default_model(tmp_path):
     spec = json.loads(zipfile.ZipFile(wheel).read("handwrite/models/default/model.pt.decoding.json"))
     if spec.get("lm"):
         assert f"handwrite/models/default/{spec['lm']}" in names  # the LM the settings name travels too
+
+
+def test_network_calls_hold_at_most_a_batch_of_lines_and_columns(trained, monkeypatch):
+    """Lines go to the network in batches capped by count and by padded columns (memory grows with
+    lines x widest line), and every line gets its result. (The text itself may change a little with
+    the grouping: the CNN reads a line's right edge beside its batch's padding.)"""
+    from handwrite import recognize
+
+    rec = handwrite.load(trained[0] / "best.pt", decoder="greedy", batch_size=4)
+    images = [np.full((32, w), 255, np.uint8) for w in (300, 90, 700, 120, 160, 500, 80, 200, 640)]
+    for im in images:
+        im[8:24, 10 : im.shape[1] - 10 : 7] = 0  # strokes, so that every line holds writing
+    calls = []
+    run = rec.network.run
+    monkeypatch.setattr(rec.network, "run", lambda x, w: calls.append(x.shape) or run(x, w))
+    monkeypatch.setattr(recognize, "INFERENCE_COLUMNS", 600)
+    results = rec.transcribe(images)
+    assert all(r.error is None and r.text for r in results)
+    assert sum(n for n, *_ in calls) == len(images)
+    for n, _, _, width in calls:
+        assert n <= 4 and (n == 1 or n * width <= 600)
+    assert any(n == 1 for n, *_ in calls)  # the widest lines go alone

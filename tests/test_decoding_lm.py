@@ -90,6 +90,51 @@ def test_beam_search_matches_brute_force(frames, classes):
         assert score == pytest.approx(totals[best], abs=1e-9)
 
 
+def _textbook_beam(lp, beam, lm, lm_weight, bonus, prune):
+    """CTC prefix beam search (Hannun et al. 2014) with a character LM as written in the paper,
+    prefixes as tuples, no shortcuts: the specification the optimised search must match."""
+    chars = "abcde"
+
+    def lm_score(prefix, end=False):
+        text = "".join(chars[c - 1] for c in prefix)
+        steps = [lm.log_probs(lm.state(text[:k]))[lm.index[text[k]]] for k in range(len(text))]
+        return lm_weight * (sum(steps) + (lm.log_probs(lm.state(text))[lm.eos] if end else 0)) + bonus * len(text)
+
+    def add(nxt, prefix, b, nb):
+        old_b, old_nb = nxt.get(prefix, (-math.inf, -math.inf))
+        nxt[prefix] = (np.logaddexp(old_b, b), np.logaddexp(old_nb, nb))
+
+    beams = {(): (0.0, -math.inf)}
+    for frame in lp:
+        nxt = {}
+        for prefix, (pb, pnb) in beams.items():
+            total = np.logaddexp(pb, pnb)
+            add(nxt, prefix, total + frame[0], pnb + frame[prefix[-1]] if prefix else -math.inf)
+            for c in range(1, len(frame)):
+                if frame[c] >= math.log(prune):
+                    add(nxt, prefix + (c,), -math.inf, (pb if prefix and c == prefix[-1] else total) + frame[c])
+        ranked = sorted(nxt.items(), key=lambda kv: np.logaddexp(*kv[1]) + lm_score(kv[0]), reverse=True)
+        beams = dict(ranked[:beam])
+    best = max(beams, key=lambda p: np.logaddexp(*beams[p]) + lm_score(p, end=True))
+    return list(best), float(np.logaddexp(*beams[best]) + lm_score(best, end=True))
+
+
+@pytest.mark.parametrize("beam", [1, 3, 8])
+def test_narrow_beam_with_lm_matches_the_textbook_search(tmp_path, beam):
+    """The optimised search (trie of prefixes, extensions below the carried prefixes' floor never
+    made) returns what the plain algorithm returns, where the beam really prunes."""
+    rng = np.random.default_rng(beam)
+    lm = _lm(tmp_path, ["abc dab", "cab bad", "dead beef", "a bead"], order=3)
+    alphabet = Alphabet("abcde")
+    search = PrefixBeamSearch(alphabet, beam=beam, prune=0.01, lm_weight=0.7, insertion_bonus=0.3, lm=lm)
+    for _ in range(25):
+        lp = _random_ctc(rng, 12, len(alphabet))
+        labels, score = search.decode(lp)
+        want, want_score = _textbook_beam(lp, beam, lm, 0.7, 0.3, 0.01)
+        assert labels == want
+        assert score == pytest.approx(want_score, abs=1e-9)
+
+
 def test_lm_distributions_sum_to_one(tmp_path):
     lm = _lm(tmp_path, ["the cat sat on the mat", "a hat", "that is that", "Mr. Brown's 3 hats"], order=4)
     for context in ["", "t", "th", "the", " ", "zzz", "Mr. B", "hats"]:

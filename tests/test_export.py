@@ -108,3 +108,22 @@ def test_onnx_models_transcribe_without_torch_and_read_as_the_pt_does(trained, t
     assert verdict == "NO-TORCH 0", run.stdout + run.stderr
     with_torch = runner.invoke(app, ["transcribe", "-m", str(out / "best.pt"), *lines, "-q"])
     assert rows == with_torch.stdout.splitlines() and len(rows) == len(lines)
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_gru_model_exports_too(tmp_path, fmt):
+    """export() checks the copy against PyTorch itself and refuses one that disagrees."""
+    from conftest import TINY
+
+    from handwrite.codec import Alphabet
+    from handwrite.config import ModelConfig
+    from handwrite.model import CRNN
+
+    alphabet = Alphabet("abc ")
+    torch.manual_seed(0)
+    model = CRNN(ModelConfig(**{**TINY, "cell": "gru", "num_classes": len(alphabet)})).eval()
+    checkpoint.save(tmp_path / "gru.pt", model, alphabet)
+    report = export(tmp_path / "gru.pt", tmp_path / f"gru.{fmt}", fmt)
+    assert report.max_abs_diff <= TOLERANCE
+    meta = json.loads((tmp_path / f"gru.{fmt}.json").read_text(encoding="utf-8"))
+    assert meta["model_config"]["cell"] == "gru"

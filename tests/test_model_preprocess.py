@@ -8,7 +8,7 @@ from handwrite.batching import LineDataset, WidthBatchSampler, collate
 from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import load_dataset
-from handwrite.model import CRNN, BiLSTM
+from handwrite.model import CRNN, BiRNN
 from handwrite.preprocess import load_line
 
 
@@ -77,19 +77,23 @@ def test_model_output_lengths_follow_the_true_widths():
     assert torch.allclose(alone[:, 0], log_probs[:10, 1], atol=1e-2)
 
 
-def test_forget_gate_bias_sums_to_one():
-    model = CRNN(ModelConfig(lstm_hidden=8, num_classes=3))
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_forget_gate_bias_sums_to_one(cell):
+    """LSTM forget gate, GRU update gate: both at rows h..2h, both start at a total bias of 1."""
+    model = CRNN(ModelConfig(lstm_hidden=8, num_classes=3, cell=cell))
     h = 8
     lstms = [*model.rnn.forward_lstms, *model.rnn.backward_lstms]
     assert len(lstms) == 2 * model.cfg.lstm_layers
     for lstm in lstms:
+        assert isinstance(lstm, torch.nn.GRU if cell == "gru" else torch.nn.LSTM)
         total = lstm.bias_ih_l0[h : 2 * h] + lstm.bias_hh_l0[h : 2 * h]
         assert torch.allclose(total, torch.ones(h))
 
 
-def test_bilstm_ignores_padding_exactly():
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_birnn_ignores_padding_exactly(cell):
     torch.manual_seed(0)
-    rnn = BiLSTM(4, 5, 2, 0.0)
+    rnn = BiRNN(4, 5, 2, 0.0, cell)
     x = torch.randn(7, 2, 4)
     batched = rnn(x, torch.tensor([7, 4]))
     x[4:, 1] = 99.0  # whatever the padding holds
@@ -110,6 +114,7 @@ def test_bilstm_ignores_padding_exactly():
         (dict(dropout=-0.1), "dropout must be >= 0"),
         (dict(lstm_layers=0), "lstm_layers must be >= 1"),
         (dict(channels=[]), "channels"),
+        (dict(cell="transformer"), "unknown recurrent cell 'transformer'; choose lstm or gru"),
         (dict(height=float("nan")), "height must be an integer"),
     ],
 )

@@ -155,3 +155,22 @@ def test_html_report_in_a_real_browser(trained, tmp_path):
     with Image.open(shot) as im:
         grey = np.asarray(im.convert("L"))
     assert (grey < 100).mean() > 0.01  # text and line images drawn, not a blank page
+
+
+def test_report_shows_spaces_and_folds_long_subset_tables(tmp_path):
+    """A confused space is shown as ␣, not as an empty cell; a per-page table of a mixed set
+    (one subset per page) starts folded, so the lines are not pushed screens down."""
+    from handwrite.datasets import LineRecord
+    from handwrite.metrics import ErrorCounts, Evaluation
+    from handwrite.report import OPEN_SUBSETS, html_report
+
+    def page(n_pages):
+        lines = [LineResult(f"p{k}/l", "a b", "ab", 1 / 3) for k in range(n_pages)]
+        records = [LineRecord(tmp_path / "missing.png", "a b", f"p{k}/l") for k in range(n_pages)]
+        ev = Evaluation(ErrorCounts(), lines)
+        return html_report(ev, records, analyse(lines, [group_of(x.id) for x in lines]), "t")
+
+    few, many = page(2), page(OPEN_SUBSETS + 1)
+    assert "<td>␣</td><td>(deleted)</td>" in few
+    assert "<details open>" in few and "<details>" not in few
+    assert "<details>" in many and f"Per subset ({OPEN_SUBSETS + 1})" in many

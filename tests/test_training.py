@@ -3,6 +3,7 @@ back correctly, then evaluate and transcribe through the CLI."""
 
 import json
 
+import pytest
 import torch
 from conftest import IAM_MINI, TINY
 from typer.testing import CliRunner
@@ -120,7 +121,8 @@ def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
     ]
 
 
-def test_cli_train_end_to_end(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--cell", "gru", "--shortcut-weight", "0.1"]])
+def test_cli_train_end_to_end(tmp_path, extra):
     out = tmp_path / "cli-run"
     r = runner.invoke(
         app,
@@ -146,6 +148,7 @@ def test_cli_train_end_to_end(tmp_path):
             "--workers",
             "0",
             "-q",
+            *extra,
         ],
     )
     assert r.exit_code == 0, r.output
@@ -153,16 +156,24 @@ def test_cli_train_end_to_end(tmp_path):
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     model, alphabet, state = checkpoint.load_model(out / "best.pt")
     assert model.cfg.height == 32 and state["train_config"]["batch_size"] == 2
+    assert model.cfg.cell == ("gru" if extra else "lstm")
+    # The shortcut head is training state: in last.pt (to resume), not in the model users load.
+    assert ("shortcut" in checkpoint.load_state(out / "last.pt")) == bool(extra)
+    assert "shortcut" not in state
     # The same folder without --resume is refused rather than overwritten.
     again = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "validation", "-o", str(out), "-q"])
     assert again.exit_code == 2 and "already holds a training run" in again.output
 
 
-def test_resume_continues_exactly(tmp_path):
-    """Stopping mid-epoch and resuming gives the same weights as one unbroken run."""
+@pytest.mark.parametrize("variant", [{}, {"cell": "gru", "shortcut_weight": 0.1}])
+def test_resume_continues_exactly(tmp_path, variant):
+    """Stopping mid-epoch and resuming gives the same weights as one unbroken run
+    (the shortcut head's weights and optimizer state included)."""
     records = load_dataset(IAM_MINI, split="train")
     cfg = dict(epochs=4, batch_size=2, lr=3e-3, warmup_steps=4, augment=True, lr_patience=1)
-    tiny = dict(TINY, dropout=0.2)
+    if "shortcut_weight" in variant:
+        cfg["shortcut_weight"] = variant["shortcut_weight"]
+    tiny = dict(TINY, dropout=0.2, cell=variant.get("cell", "lstm"))
     quiet = dict(show_progress=False, log=lambda m: None)
     whole = train(records, records, tmp_path / "a", ModelConfig(**tiny), _quick(**cfg), **quiet)
 
@@ -179,6 +190,8 @@ def test_resume_continues_exactly(tmp_path):
     assert a["train_state"]["lr_scale"] == b["train_state"]["lr_scale"]
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    for name, tensor in a.get("shortcut", {}).items():
+        assert torch.equal(tensor, b["shortcut"][name]), name
 
 
 def test_fine_tuning_keeps_known_characters_and_adds_new_ones(trained, tmp_path):
