@@ -15,7 +15,7 @@ from .config import INFERENCE_BATCH, INFERENCE_COLUMNS, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results
-from .preprocess import pad_lines, prepare_line, read_line_image, to_unit
+from .preprocess import pack_line, pad_lines, prepare_line, read_line_image, to_unit, unpack_line
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class Recognizer:
         self.network, self.alphabet = network, alphabet
         self.height = network.cfg.height
         self.batch_size = batch_size
-        self._cache: dict[Path, tuple[np.ndarray, tuple[int, int]]] | None = {} if cache else None
+        self._cache: dict[Path, tuple[bytes, tuple[int, int]]] | None = {} if cache else None  # packed lines
         self.spec = decoder or DecoderSpec()
         self.search = build_search(self.spec, alphabet)  # None: greedy
         self.workers = workers
@@ -89,12 +89,13 @@ class Recognizer:
         """The network's input for a line (file, page crop, PIL image or array), and its own size."""
         cached = self._cache is not None and isinstance(source, (Path, LineCrop))
         if cached and source in self._cache:
-            return self._cache[source]
+            blob, size = self._cache[source]
+            return unpack_line(blob, self.height), size
         grey = read_line_image(source)
-        item = prepare_line(grey, self.height, source if isinstance(source, (Path, LineCrop)) else "image"), grey.size
+        line = prepare_line(grey, self.height, source if isinstance(source, (Path, LineCrop)) else "image")
         if cached:
-            self._cache[source] = item
-        return item
+            self._cache[source] = pack_line(line), grey.size
+        return line, grey.size
 
     def read(self, image, positions: bool = True) -> Transcription:
         """One line: a file path, a PIL image or a numpy array (greyscale or RGB, uint8) -> its

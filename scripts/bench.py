@@ -133,7 +133,8 @@ def bench_read(args) -> dict:
         "parse_s": round(t1 - t0, 2),
         "decode_s": round(t2 - t1, 2),
         "lines_per_s": round(len(records) / (t2 - t0), 1),
-        "decoded_mib": round(sum(x.nbytes for x in dataset.lines) / 2**20, 1),
+        "decoded_mib": round(sum(w * args.height for w in dataset.widths) / 2**20, 1),
+        "kept_mib": round(sum(len(x) for x in dataset.lines) / 2**20, 1),  # packed (preprocess.pack_line)
         "peak_rss_mib": round(peak_rss_mib()),
     }
 

@@ -9,7 +9,7 @@ from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import load_dataset
 from handwrite.model import CRNN, BiRNN
-from handwrite.preprocess import load_line
+from handwrite.preprocess import load_line, pack_line, to_unit, unpack_line
 
 
 def test_load_line_ink_high_fixed_height(tmp_path):
@@ -158,3 +158,15 @@ def test_augmentation_of_every_width_down_to_the_narrowest_line(tmp_path):
         for i in range(len(records)):
             x, _, _ = data[(epoch, i)]
             assert x.shape[-1] == data.widths[i]
+
+
+def test_training_lines_are_kept_packed_and_come_back_exactly():
+    """LineDataset keeps lines compressed; what a step reads is the prepared line, bit for bit."""
+    records = load_dataset(IAM_MINI, split="train")
+    dataset = LineDataset(records, Alphabet.from_texts(r.text for r in records), 32)
+    for i, r in enumerate(dataset.records):
+        line = load_line(r.image, 32)
+        assert isinstance(dataset.lines[i], bytes) and len(dataset.lines[i]) < line.nbytes
+        assert np.array_equal(unpack_line(pack_line(line), 32), line)
+        assert dataset.widths[i] == line.shape[1]
+        assert np.array_equal(dataset[i][0][0].numpy(), to_unit(line))
