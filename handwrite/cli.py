@@ -487,7 +487,7 @@ def evaluate(
         from .report import html_report
 
         page = html_report(ev, records, details, f"handwrite eval: {data}" + (f" ({split})" if split else ""))
-        atomic_write(html_out, lambda f: f.write(page.encode("utf-8")))
+        atomic_write(html_out, lambda f: f.writelines(piece.encode("utf-8") for piece in page))
     raise typer.Exit(_exit_code(failed + unread, len(records) + unread))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .metrics import Evaluation, LineResult, opcodes
 from .preprocess import read_line_image
@@ -83,8 +83,9 @@ def _table(rows: Sequence[Sequence], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) -> str:
-    """The report page for an evaluation (``records`` give the line images, in ``ev.lines``' order)."""
+def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) -> Iterator[str]:
+    """The report page for an evaluation (``records`` give the line images, in ``ev.lines``' order),
+    piece by piece: written out as it comes, a 5,000-line page (19 MB) is never whole in memory."""
     s = ev.summary()
     lo, hi = details["cer_graphemes_ci95"]
     summary = [
@@ -102,7 +103,7 @@ def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) ->
             f"{details['substitutions']} / {details['deletions']} / {details['insertions']}",
         ),
     ]
-    parts = [
+    yield from [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
         _table(summary, ["figure", "value"]),
@@ -119,12 +120,12 @@ def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) ->
         rows = sorted(details["subsets"].items(), key=lambda kv: -kv[1]["cer"])
         # A long table (a mixed set has a subset per page) would push the lines off the first screens.
         folded = " open" if len(rows) <= OPEN_SUBSETS else ""
-        parts += [
+        yield from [
             f"<details{folded}><summary><h2 style='display:inline'>Per subset ({len(rows)})</h2></summary>",
             _table([(n, v["lines"], f"{v['cer']:.2%}") for n, v in rows], ["subset", "lines", "CER"]),
             "</details>",
         ]
-    parts.append(
+    yield (
         "<h2>Lines</h2><div id='controls'>CER ≥ <input id='min' type='number' value='0' min='0' max='100' step='1' "
         "style='width:4em'> % · sort <select id='order'><option value='worst'>worst first</option>"
         "<option value='best'>best first</option><option value='doc'>as read</option></select> · "
@@ -142,13 +143,12 @@ def html_report(ev: Evaluation, records: Sequence, details: dict, title: str) ->
         else:
             ref, hyp = _marked(line)
         cer = line.cer if line.cer is not None else 1.0
-        parts.append(
+        yield (
             f"<div class='line' data-cer='{cer:.6f}' data-n='{n}'>{image}"
             f"<div class='t'>{ref}</div><div class='t'>{hyp}</div>"
             f"<div class='meta'>{html.escape(line.id)} · CER {cer:.1%}</div></div>"
         )
-    parts.append(f"</div><script>{_SCRIPT}</script></body></html>\n")
-    return "".join(parts)
+    yield f"</div><script>{_SCRIPT}</script></body></html>\n"
 
 
 def plot_runs(runs: Sequence, out) -> None:

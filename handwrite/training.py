@@ -112,6 +112,15 @@ def make_optimizer(model: CRNN, cfg: TrainConfig, *extra: torch.nn.Module) -> to
     )
 
 
+def make_trainee(model: CRNN, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.optim.AdamW]:
+    """What a training step calls (the model, or its :class:`ShortcutCTC` when ``cfg`` weighs a
+    shortcut head) and the optimizer over all of it."""
+    if cfg.shortcut_weight > 0:
+        trainee = ShortcutCTC(model)
+        return trainee, make_optimizer(model, cfg, trainee.conv)
+    return model, make_optimizer(model, cfg)
+
+
 def train_step(net, batch, optimizer, ctc, lr: float, cfg: TrainConfig, device) -> float:
     """One optimizer step on one batch (what bench.py times too): forward under the run's autocast,
     CTC loss in fp32 (plus the shortcut head's, when ``net`` has one), backward, gradient clipping,
@@ -241,8 +250,8 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 
     torch.manual_seed(cfg.seed)
     model = CRNN(model_cfg)
-    shortcut = ShortcutCTC(model) if cfg.shortcut_weight > 0 else None
-    optimizer = make_optimizer(model, cfg, *([] if shortcut is None else [shortcut.conv]))
+    net, optimizer = make_trainee(model, cfg)
+    shortcut = net if isinstance(net, ShortcutCTC) else None
     if saved is not None:
         model.load_state_dict(saved["model"])
         if shortcut is not None:
@@ -251,7 +260,6 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         torch.set_rng_state(saved["rng"])
     elif init is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
-    net = model if shortcut is None else shortcut
     net.to(dev)  # after loading: the optimizer state follows its parameters' device
     if ddp.world > 1:
         # Averages gradients across processes; every rank starts from rank 0's weights.

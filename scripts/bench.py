@@ -40,7 +40,7 @@ from handwrite.config import (  # noqa: E402
 )
 from handwrite.datasets import load_dataset  # noqa: E402
 from handwrite.model import CRNN  # noqa: E402
-from handwrite.training import make_optimizer, train_step  # noqa: E402
+from handwrite.training import make_trainee, train_step  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -57,22 +57,27 @@ def bench_train(args) -> dict:
         channels=[int(c) for c in args.channels.split(",")] if args.channels else defaults.channels,
         width_pools=args.width_pools if args.width_pools is not None else defaults.width_pools,
         lstm_layers=args.lstm_layers or defaults.lstm_layers,
+        cell=args.cell,
         num_classes=len(alphabet),
     )
-    train_cfg = TrainConfig(batch_size=args.batch_size or TrainConfig().batch_size, precision=args.precision)
+    train_cfg = TrainConfig(
+        batch_size=args.batch_size or TrainConfig().batch_size,
+        precision=args.precision,
+        shortcut_weight=args.shortcut_weight,
+    )
     torch.manual_seed(0)
     model = CRNN(cfg)
+    net, optimizer = make_trainee(model, train_cfg)
     dataset = LineDataset(records, alphabet, cfg.height, augment=True)
     sampler = WidthBatchSampler(dataset.widths, train_cfg.batch_size, shuffle=True)
     loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1)
-    optimizer = make_optimizer(model, train_cfg)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
-    model.train()
+    net.train()
     lines, t0 = 0, None
     for step, batch in enumerate(loader):
         if step == args.warmup:
             lines, t0 = 0, time.perf_counter()
-        train_step(model, batch, optimizer, ctc, train_cfg.lr, train_cfg, torch.device("cpu"))
+        train_step(net, batch, optimizer, ctc, train_cfg.lr, train_cfg, torch.device("cpu"))
         lines += len(batch[1])
         if step + 1 == args.warmup + args.steps:
             break
@@ -86,6 +91,8 @@ def bench_train(args) -> dict:
         "lstm_layers": cfg.lstm_layers,
         "batch_size": train_cfg.batch_size,
         "precision": train_cfg.precision,
+        "cell": cfg.cell,
+        "shortcut_weight": train_cfg.shortcut_weight,
         "steps": args.steps,
         "lines": lines,
         "lines_per_s": round(lines / seconds, 2),
@@ -154,6 +161,8 @@ def main():
     t.add_argument("--width-pools", type=int)
     t.add_argument("--lstm-layers", type=int)
     t.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    t.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    t.add_argument("--shortcut-weight", type=float, default=0.0)
     i = sub.add_parser("infer")
     i.add_argument("model", type=Path)
     i.add_argument("data", type=Path)

@@ -168,7 +168,7 @@ def test_report_shows_spaces_and_folds_long_subset_tables(tmp_path):
         lines = [LineResult(f"p{k}/l", "a b", "ab", 1 / 3) for k in range(n_pages)]
         records = [LineRecord(tmp_path / "missing.png", "a b", f"p{k}/l") for k in range(n_pages)]
         ev = Evaluation(ErrorCounts(), lines)
-        return html_report(ev, records, analyse(lines, [group_of(x.id) for x in lines]), "t")
+        return "".join(html_report(ev, records, analyse(lines, [group_of(x.id) for x in lines]), "t"))
 
     few, many = page(2), page(OPEN_SUBSETS + 1)
     assert "<td>␣</td><td>(deleted)</td>" in few
