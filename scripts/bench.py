@@ -111,10 +111,21 @@ def bench_infer(args) -> dict:
     out = {"mode": "infer", "model": str(args.model), "lines": len(paths), "model_load_s": round(load_s, 3)}
     decoders = {"greedy": DecoderSpec(), "beam": DecoderSpec(decoder="beam", beam=args.beam)}
     if args.lm:
-        decoders["beam_lm"] = DecoderSpec(decoder="beam", lm=str(args.lm), lm_weight=args.lm_weight, beam=args.beam)
+        decoders["beam_lm"] = DecoderSpec(
+            decoder="beam",
+            lm=str(args.lm),
+            lm_weight=args.lm_weight,
+            insertion_bonus=args.insertion_bonus,
+            beam=args.beam,
+        )
         if args.lexicon:
             decoders["beam_lm_lexicon"] = DecoderSpec(
-                decoder="beam", lm=str(args.lm), lexicon=str(args.lexicon), lm_weight=args.lm_weight, beam=args.beam
+                decoder="beam",
+                lm=str(args.lm),
+                lexicon=str(args.lexicon),
+                lm_weight=args.lm_weight,
+                insertion_bonus=args.insertion_bonus,
+                beam=args.beam,
             )
     for name, spec in decoders.items():
         for batch in (1, 16):
@@ -171,6 +182,7 @@ def main():
     i.add_argument("--lm", type=Path)
     i.add_argument("--lexicon", type=Path)
     i.add_argument("--lm-weight", type=float, default=DecoderSpec().lm_weight)
+    i.add_argument("--insertion-bonus", type=float, default=DecoderSpec().insertion_bonus)
     i.add_argument("--beam", type=int, default=DecoderSpec().beam)
     r = sub.add_parser("read")
     r.add_argument("data", type=Path)
