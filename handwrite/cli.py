@@ -277,6 +277,12 @@ def train(
         _TRAIN.freeze, "--freeze", help="'cnn': train only the LSTM and output layers (fine-tuning on few lines)."
     ),
     patience: int = typer.Option(_TRAIN.patience, help="Stop after this many epochs without a better validation CER."),
+    lr_patience: int = typer.Option(
+        _TRAIN.lr_patience,
+        "--lr-patience",
+        help="Halve the learning rate after this many epochs without a better validation CER "
+        "(raise it when epochs are a few steps, as when adapting to a few corrected lines).",
+    ),
     augment: bool = typer.Option(
         _TRAIN.augment, "--augment/--no-augment", help="Random distortions of training images."
     ),
@@ -343,6 +349,7 @@ def train(
         batch_size=batch_size,
         lr=lr,
         patience=patience,
+        lr_patience=lr_patience,
         augment=augment,
         seed=seed,
         workers=workers,
