@@ -9,9 +9,12 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
+import numpy as np
 import torch
 
+from .atomic import atomic_write
 from .augment import AUGMENT_MIN_WIDTH, make_augmenter
 from .codec import Alphabet
 from .datasets import LineRecord
@@ -38,29 +41,52 @@ class LineDataset(torch.utils.data.Dataset):
         augment: bool = False,
         seed: int = 0,
         advance=None,
+        shared: Path | None = None,
     ):
+        """``shared``: take the lines another process decoded and wrote with :meth:`share` (same
+        ``records``) instead of decoding them again."""
         self.alphabet = alphabet
         self.height = height
-        self.records: list[LineRecord] = []
-        self.lines: list[bytes] = []  # packed (preprocess.pack_line)
-        self.widths: list[int] = []
         self.skipped: list[str] = []  # why each unreadable line was left out
-        for r in records:
-            try:
-                line = load_line(r.image, height)
-                self.lines.append(pack_line(line))
-                self.widths.append(line.shape[1])
-                self.records.append(r)
-            except HandwriteError as e:
-                self.skipped.append(str(e))
-            if advance:
-                advance(1)
+        if shared is not None:
+            kept, self.widths, self.lines = _map_shared(shared)
+            self.records = [records[k] for k in kept]
+        else:
+            self._decode(records, advance)
         if not self.records:
             raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
         self.unknown: Counter = Counter()
         self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
         self.augment = make_augmenter() if augment else None
         self.seed = seed
+
+    def _decode(self, records: Sequence[LineRecord], advance) -> None:
+        self.records: list[LineRecord] = []
+        self.kept: list[int] = []  # index in ``records`` of each line kept
+        self.lines: list[bytes] | _MappedLines = []  # packed (preprocess.pack_line)
+        self.widths: list[int] = []
+        for k, r in enumerate(records):
+            try:
+                line = load_line(r.image, height=self.height)
+                self.lines.append(pack_line(line))
+                self.widths.append(line.shape[1])
+                self.records.append(r)
+                self.kept.append(k)
+            except HandwriteError as e:
+                self.skipped.append(str(e))
+            if advance:
+                advance(1)
+
+    def share(self, path: Path) -> None:
+        """Write the packed lines to ``path`` (and ``path`` + ``.index.npz``) and read them from
+        there from now on: the file is memory-mapped, so processes on one machine that open it with
+        ``shared=path`` (DDP ranks, DataLoader workers) hold one copy in the page cache between them."""
+        offsets = np.cumsum([0] + [len(b) for b in self.lines], dtype=np.int64)
+        data = np.frombuffer(b"".join(self.lines), dtype=np.uint8)
+        index = {"kept": np.array(self.kept, dtype=np.int64), "widths": np.array(self.widths), "offsets": offsets}
+        atomic_write(path, lambda f: np.save(f, data))
+        atomic_write(shared_files(path)[1], lambda f: np.savez(f, **index))
+        _, self.widths, self.lines = _map_shared(path)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -77,6 +103,30 @@ class LineDataset(torch.utils.data.Dataset):
                 torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
                 x = self.augment(x).clamp_(0, 1)
         return x, self.labels[i], i
+
+
+class _MappedLines(Sequence):
+    """Packed lines as slices of one memory-mapped array."""
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray):
+        self.data, self.offsets = data, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.data[self.offsets[i] : self.offsets[i + 1]]
+
+
+def shared_files(path: Path) -> tuple[Path, Path]:
+    """The files :meth:`LineDataset.share` writes for ``path``: the packed lines and their index."""
+    return path, path.with_name(path.name + ".index.npz")
+
+
+def _map_shared(path: Path) -> tuple[list[int], list[int], _MappedLines]:
+    with np.load(shared_files(path)[1], allow_pickle=False) as index:
+        kept, widths, offsets = index["kept"].tolist(), index["widths"].tolist(), index["offsets"]
+    return kept, widths, _MappedLines(np.load(path, mmap_mode="r", allow_pickle=False), offsets)
 
 
 class WidthBatchSampler(torch.utils.data.Sampler):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ import torch
 
 from . import checkpoint
 from .atomic import atomic_write
-from .batching import LineDataset, WidthBatchSampler, collate
+from .batching import LineDataset, WidthBatchSampler, collate, shared_files
 from .codec import Alphabet
 from .config import ModelConfig, TrainConfig
 from .datasets import LineRecord
@@ -178,8 +179,17 @@ def train(
         )
         return _run(run, val_records, show_progress, log)
     finally:
+        if ddp.world > 1 and ddp.local_rank == 0:
+            # Mapped files stay readable to whoever still has them open after the unlink.
+            for path in shared_files(_shared_lines(Path(out_dir))):
+                path.unlink(missing_ok=True)
         if lock is not None:
             lock.close()
+
+
+def _shared_lines(out: Path) -> Path:
+    """Where a machine's training processes share their decoded lines (LineDataset.share)."""
+    return out / f".lines-{socket.gethostname()}.npy"
 
 
 @dataclass
@@ -266,8 +276,22 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     log(f"reading {len(train_records)} training lines")
-    with bar(len(train_records), "reading images", show_progress) as b:
-        train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
+    shared = None
+    if ddp.world > 1:
+        # One decoded copy per machine: its first process decodes and writes the packed lines, the
+        # others map the file (each process decoding everything held N copies, and took as long).
+        shared = _shared_lines(out)
+        if ddp.local_rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            with bar(len(train_records), "reading images", show_progress) as b:
+                train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
+            train_set.share(shared)
+        torch.distributed.barrier()
+        if ddp.local_rank != 0:
+            train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, shared=shared)
+    else:
+        with bar(len(train_records), "reading images", show_progress) as b:
+            train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
     for reason in train_set.skipped[:20]:
         log(f"warning: skipped unreadable training line: {reason}")
     if len(train_set.skipped) > 20:

@@ -7,7 +7,7 @@ from PIL import Image
 from handwrite.batching import LineDataset, WidthBatchSampler, collate
 from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
-from handwrite.datasets import load_dataset
+from handwrite.datasets import LineRecord, load_dataset
 from handwrite.model import CRNN, BiRNN
 from handwrite.preprocess import load_line, pack_line, to_unit, unpack_line
 
@@ -170,3 +170,18 @@ def test_training_lines_are_kept_packed_and_come_back_exactly():
         assert np.array_equal(unpack_line(pack_line(line), 32), line)
         assert dataset.widths[i] == line.shape[1]
         assert np.array_equal(dataset[i][0][0].numpy(), to_unit(line))
+
+
+def test_a_shared_dataset_reads_the_same_lines_from_the_mapped_file(tmp_path):
+    """What DDP ranks do: one process decodes and shares, another maps the file; same items, and
+    unreadable lines are left out the same way."""
+    records = load_dataset(IAM_MINI, split="train")
+    records = [records[0], LineRecord(tmp_path / "missing.png", "gone", "x"), *records[1:]]
+    alphabet = Alphabet.from_texts(r.text for r in records)
+    first = LineDataset(records, alphabet, 32)
+    want = [first[i][0].numpy() for i in range(len(first))]
+    first.share(tmp_path / "lines.npy")
+    second = LineDataset(records, alphabet, 32, shared=tmp_path / "lines.npy")
+    assert len(first.skipped) == 1 and second.records == first.records and second.widths == first.widths
+    for i, image in enumerate(want):
+        assert np.array_equal(first[i][0].numpy(), image) and np.array_equal(second[i][0].numpy(), image)
