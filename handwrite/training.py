@@ -280,13 +280,21 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     if ddp.world > 1:
         # One decoded copy per machine: its first process decodes and writes the packed lines, the
         # others map the file (each process decoding everything held N copies, and took as long).
-        shared = _shared_lines(out)
+        shared, failure = _shared_lines(out), None
         if ddp.local_rank == 0:
-            out.mkdir(parents=True, exist_ok=True)
-            with bar(len(train_records), "reading images", show_progress) as b:
-                train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
-            train_set.share(shared)
-        torch.distributed.barrier()
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                with bar(len(train_records), "reading images", show_progress) as b:
+                    train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
+                train_set.share(shared)
+            except Exception as e:  # the others must hear of it, or they would wait for the file forever
+                failure = e
+        failed = torch.tensor([failure is not None], dtype=torch.int32)
+        torch.distributed.all_reduce(failed, torch.distributed.ReduceOp.MAX)
+        if failure is not None:
+            raise failure
+        if failed.item():
+            raise HandwriteError("the training lines could not be read (the first process says why)")
         if ddp.local_rank != 0:
             train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, shared=shared)
     else:

@@ -123,3 +123,18 @@ def test_resume_under_torchrun_continues_the_run(runs, tmp_path):
     done = _run(tmp_path / "run", 2, 2, 8, "--resume")
     assert json.loads(done.stdout)["step"] == 8
     assert len(_losses(tmp_path / "run")) == 4
+
+
+def test_unreadable_training_data_stops_every_process(tmp_path):
+    """The first process decodes for everyone: when it cannot, the others must stop too, not wait."""
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "a.png").write_bytes(b"not an image")
+    (data / "a.gt.txt").write_text("hello\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "handwrite"]
+    cmd += ["train", str(data), "--val", str(data), "-o", str(tmp_path / "run"), "--workers", "0", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode != 0
+    assert "no readable line images" in done.stderr  # the first process's reason
+    assert "the first process says why" in done.stderr  # the second one's
