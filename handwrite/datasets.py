@@ -157,6 +157,26 @@ def _read_list(path: Path) -> list[str]:
     return [r.strip() for r in rows if r.strip() and not r.startswith("#")]
 
 
+def _entry_path(entry: str, where: str) -> Path:
+    """The file path a split list's or manifest's entry gives; an entry that cannot name a file (no
+    name, as "/" or ".", or a NUL byte) is an error naming ``where``. Found by fuzzing: such entries
+    used to crash the readers instead of being reported."""
+    path = Path(entry)
+    if "\0" in entry or not path.name:
+        raise HandwriteError(f"{where}: {entry!r} does not name a file")
+    return path
+
+
+def _listed_image(root: Path, entry: str, listing: Path) -> Path:
+    """The image a pairs split list names: a file path under ``root`` (its id is the path from there)."""
+    image = root / _entry_path(entry, str(listing))
+    try:
+        image.relative_to(root)
+    except ValueError:
+        raise HandwriteError(f"{listing}: {entry!r} does not name an image file under {root}") from None
+    return image
+
+
 def _split_file(root: Path, split: str, candidates: list[Path]) -> Path:
     """A split is a path to a list file, or a name looked up among ``candidates``."""
     as_path = Path(split)
@@ -218,8 +238,8 @@ def read_iam(root: Path, split: str | None = None, include_err: bool = False) ->
 
 def read_pairs(root: Path, split: str | None = None) -> list[LineRecord]:
     if split is not None:
-        listed = _read_list(_split_file(root, split, [root / f"{split}.txt", root / "splits" / f"{split}.txt"]))
-        images = [root / p for p in listed]
+        listing = _split_file(root, split, [root / f"{split}.txt", root / "splits" / f"{split}.txt"])
+        images = [_listed_image(root, entry, listing) for entry in _read_list(listing)]
     else:
         images = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     records = []
@@ -271,7 +291,7 @@ def read_tsv(manifest: Path, split: str | None = None) -> list[LineRecord]:
             raise HandwriteError(f"{manifest}:{n}: transcription missing (want 'image<TAB>text')")
         if split_col is not None and split is not None and (len(row) <= split_col or row[split_col] != split):
             continue
-        rel = Path(row[0])
+        rel = _entry_path(row[0], f"{manifest}:{n}")
         records.append(LineRecord(manifest.parent / rel, normalize_text(row[1]), str(rel.with_suffix(""))))
     return records
 
@@ -295,7 +315,7 @@ def _page_files(root: Path, split: str | None) -> list[Path]:
             by_name.setdefault(key, p)
     files = []
     for entry in listed:
-        key = entry.replace("\\", "/")
+        key = str(_entry_path(entry.replace("\\", "/"), f"{root}: split {split!r}"))
         hit = by_name.get(key) or by_name.get(str(Path(key).with_suffix(""))) or by_name.get(Path(key).stem)
         if hit is None:
             raise HandwriteError(f"{root}: split {split!r} names {entry!r}, which is no PAGE or ALTO file here")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import COPISTE_MINI, IAM_MINI
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 from typer.testing import CliRunner
@@ -378,6 +378,9 @@ def test_fuzz_image_sizes_and_modes(tmp_path, mode, w, h, seed):
 
 @FUZZ
 @given(st.binary(max_size=300), st.binary(max_size=120))
+@example(b"x", b"/")  # each once crashed the reader (found by this test in a fresh clone's CI run)
+@example(b"x", b"\x00")
+@example(b"x", b".")
 def test_fuzz_pairs_and_split_lists(tmp_path, gt, listing):
     root = tmp_path / "pairs"
     shutil.rmtree(root, ignore_errors=True)
@@ -391,6 +394,8 @@ def test_fuzz_pairs_and_split_lists(tmp_path, gt, listing):
 
 @FUZZ
 @given(st.binary(max_size=400))
+@example(b".\tx\n")  # crashed the reader once (found by fuzzing)
+@example(b"a\x00.png\tx\n")
 def test_fuzz_tsv_manifests(tmp_path, data):
     manifest = tmp_path / "m.tsv"
     manifest.write_bytes(data)
