@@ -201,7 +201,7 @@ class CharLM:
         if len(self._context_index) != len(backoff):
             raise ValueError("inconsistent context arrays")
         self._backoff, self._ids, self._logp, self._offsets = backoff, ids, logp, offsets
-        self._cache: dict[tuple, np.ndarray] = {}
+        self._cache: dict[int, np.ndarray] = {}
 
     @classmethod
     def from_arpa(cls, text: str) -> CharLM:
@@ -236,8 +236,8 @@ class CharLM:
             key = key * self._base + self._digit.get(t, self._unknown)
         return key
 
-    def _tokens_of(self, key: int) -> list[str]:
-        names = [*self._tokens, BOS]
+    def _tokens_of(self, key: int, names: list[str]) -> list[str]:
+        """The tokens of a context key; ``names`` is ``[*tokens, BOS]``, each token at its digit - 1."""
         out = []
         while key:
             key, digit = divmod(key, self._base)
@@ -245,12 +245,13 @@ class CharLM:
         return out[::-1]
 
     def save_compiled(self, path: str | Path) -> None:
+        names = [*self._tokens, BOS]
         arrays = {
             "format": np.array(COMPILED_FORMAT),
             "order": np.array(self.order),
             "tokens": np.array(self._tokens),
             "unigram": self.unigram,
-            "contexts": np.array([SEP.join(self._tokens_of(key)) for key in self._context_index]),
+            "contexts": np.array([SEP.join(self._tokens_of(key, names)) for key in self._context_index]),
             "backoff": self._backoff,
             "ids": self._ids,
             "logp": self._logp,

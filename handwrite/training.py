@@ -276,30 +276,7 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)
 
     log(f"reading {len(train_records)} training lines")
-    shared = None
-    if ddp.world > 1:
-        # One decoded copy per machine: its first process decodes and writes the packed lines, the
-        # others map the file (each process decoding everything held N copies, and took as long).
-        shared, failure = _shared_lines(out), None
-        if ddp.local_rank == 0:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                with bar(len(train_records), "reading images", show_progress) as b:
-                    train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
-                train_set.share(shared)
-            except Exception as e:  # the others must hear of it, or they would wait for the file forever
-                failure = e
-        failed = torch.tensor([failure is not None], dtype=torch.int32)
-        torch.distributed.all_reduce(failed, torch.distributed.ReduceOp.MAX)
-        if failure is not None:
-            raise failure
-        if failed.item():
-            raise HandwriteError("the training lines could not be read (the first process says why)")
-        if ddp.local_rank != 0:
-            train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, shared=shared)
-    else:
-        with bar(len(train_records), "reading images", show_progress) as b:
-            train_set = LineDataset(train_records, alphabet, model_cfg.height, cfg.augment, cfg.seed, b.advance)
+    train_set = _training_set(train_records, alphabet, model_cfg.height, cfg, ddp, out, show_progress)
     for reason in train_set.skipped[:20]:
         log(f"warning: skipped unreadable training line: {reason}")
     if len(train_set.skipped) > 20:
@@ -328,6 +305,36 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     if saved is not None and ddp.main:
         _drop_records_after(out / "metrics.jsonl", state)
     return _Run(ddp, out, cfg, state, alphabet, model, shortcut, net, optimizer, sampler, loader, dev)
+
+
+def _training_set(records, alphabet, height: int, cfg: TrainConfig, ddp: Distributed, out: Path, show_progress):
+    """The decoded training lines. Under DDP, once per machine: its first process decodes and writes
+    the packed lines, the others map the file (each process decoding everything held N copies, and
+    took as long)."""
+
+    def decode() -> LineDataset:
+        with bar(len(records), "reading images", show_progress) as b:
+            return LineDataset(records, alphabet, height, cfg.augment, cfg.seed, b.advance)
+
+    if ddp.world == 1:
+        return decode()
+    shared, failure = _shared_lines(out), None
+    if ddp.local_rank == 0:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            train_set = decode()
+            train_set.share(shared)
+        except Exception as e:  # the others must hear of it, or they would wait for the file forever
+            failure = e
+    failed = torch.tensor([failure is not None], dtype=torch.int32)
+    torch.distributed.all_reduce(failed, torch.distributed.ReduceOp.MAX)
+    if failure is not None:
+        raise failure
+    if failed.item():
+        raise HandwriteError("the training lines could not be read (the first process says why)")
+    if ddp.local_rank == 0:
+        return train_set
+    return LineDataset(records, alphabet, height, cfg.augment, cfg.seed, shared=shared)
 
 
 def _run(run: _Run, val_records, show_progress, log) -> dict:
