@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .atomic import atomic_write
-from .augment import AUGMENT_MIN_WIDTH, make_augmenter
+from .augment import AUGMENT_MIN_WIDTH, augment
 from .codec import Alphabet
 from .datasets import LineRecord
 from .errors import HandwriteError
@@ -57,7 +57,7 @@ class LineDataset(torch.utils.data.Dataset):
             raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
         self.unknown: Counter = Counter()
         self.labels = [alphabet.encode(r.text, self.unknown) for r in self.records]
-        self.augment = make_augmenter() if augment else None
+        self.augment = augment
         self.seed = seed
 
     def _decode(self, records: Sequence[LineRecord], advance) -> None:
@@ -96,12 +96,12 @@ class LineDataset(torch.utils.data.Dataset):
         processes hold copies of this object, so the epoch must travel with the key."""
         epoch, i = key if isinstance(key, tuple) else (0, key)
         x = torch.from_numpy(to_unit(unpack_line(self.lines[i], self.height))).unsqueeze(0)
-        if self.augment is not None and x.shape[-1] >= AUGMENT_MIN_WIDTH:
+        if self.augment and x.shape[-1] >= AUGMENT_MIN_WIDTH:
             # Seeding from (seed, epoch, line) makes augmentation the same whatever
             # the worker count, and lets a resumed run see the same images.
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(hash((self.seed, epoch, i)) & 0x7FFFFFFF)
-                x = self.augment(x).clamp_(0, 1)
+                x = augment(x).clamp_(0, 1)
         return x, self.labels[i], i
 
 

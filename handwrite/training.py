@@ -39,6 +39,7 @@ from .errors import HandwriteError
 from .metrics import evaluate
 from .model import CRNN
 from .networks import TorchNetwork
+from .optimizer import AdamW
 from .progress import bar
 from .recognize import Recognizer
 from .schedule import Schedule, TrainState
@@ -98,13 +99,13 @@ class ShortcutCTC(torch.nn.Module):
         return self.model.classify(f, lengths), lengths, shortcut
 
 
-def make_optimizer(model: CRNN, cfg: TrainConfig, *extra: torch.nn.Module) -> torch.optim.AdamW:
+def make_optimizer(model: CRNN, cfg: TrainConfig, *extra: torch.nn.Module) -> AdamW:
     """AdamW over the trainable parameters of the model (all but a frozen part) and of ``extra``
     training-only modules, without weight decay on biases and normalisation weights."""
     if cfg.freeze:
         getattr(model, cfg.freeze).requires_grad_(False)
     trainable = [p for m in (model, *extra) for p in m.parameters() if p.requires_grad]
-    return torch.optim.AdamW(
+    return AdamW(
         [
             {"params": [p for p in trainable if p.ndim > 1], "weight_decay": cfg.weight_decay},
             {"params": [p for p in trainable if p.ndim <= 1], "weight_decay": 0.0},
@@ -113,7 +114,7 @@ def make_optimizer(model: CRNN, cfg: TrainConfig, *extra: torch.nn.Module) -> to
     )
 
 
-def make_trainee(model: CRNN, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.optim.AdamW]:
+def make_trainee(model: CRNN, cfg: TrainConfig) -> tuple[torch.nn.Module, AdamW]:
     """What a training step calls (the model, or its :class:`ShortcutCTC` when ``cfg`` weighs a
     shortcut head) and the optimizer over all of it."""
     if cfg.shortcut_weight > 0:
@@ -204,7 +205,7 @@ class _Run:
     model: CRNN
     shortcut: ShortcutCTC | None
     net: torch.nn.Module  # what a step calls: the model or its ShortcutCTC, DDP-wrapped with several processes
-    optimizer: torch.optim.Optimizer
+    optimizer: AdamW
     sampler: WidthBatchSampler
     loader: torch.utils.data.DataLoader
     device: torch.device
@@ -270,7 +271,9 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         torch.set_rng_state(saved["rng"])
     elif init is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
-    net.to(dev)  # after loading: the optimizer state follows its parameters' device
+    # After loading: widening needs the weights on one device. The optimizer moves its state to its
+    # parameters' device at its first step.
+    net.to(dev)
     if ddp.world > 1:
         # Averages gradients across processes; every rank starts from rank 0's weights.
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)

@@ -185,3 +185,46 @@ def test_a_shared_dataset_reads_the_same_lines_from_the_mapped_file(tmp_path):
     assert len(first.skipped) == 1 and second.records == first.records and second.widths == first.widths
     for i, image in enumerate(want):
         assert np.array_equal(first[i][0].numpy(), image) and np.array_equal(second[i][0].numpy(), image)
+
+
+@pytest.mark.parametrize(
+    "angle,scale,shear", [(0.0, 1.0, 0.0), (1.5, 0.9, -15.0), (-1.2, 1.05, 12.0), (25.0, 0.7, 30.0)]
+)
+def test_affine_matches_torchvision(angle, scale, shear):
+    """handwrite.augment does torchvision's geometry without importing it at training time."""
+    tv = pytest.importorskip("torchvision.transforms.v2.functional")
+    from handwrite.augment import affine
+
+    x = torch.rand(1, 40, 150)
+    ours = affine(x, angle=angle, scale=scale, shear=shear)
+    theirs = tv.affine(
+        x, angle=angle, translate=[0, 0], scale=scale, shear=[shear, 0.0], interpolation=tv.InterpolationMode.BILINEAR
+    )
+    assert torch.allclose(ours, theirs, atol=1e-4)  # the same arithmetic in another order: 2e-5 apart
+    assert ((angle, scale, shear) == (0.0, 1.0, 0.0)) == torch.allclose(ours, x, atol=1e-4)
+
+
+@pytest.mark.parametrize("size,sigma", [(3, 0.3), (3, 1.0), (33, 4.0)])
+def test_blur_matches_torchvision(size, sigma):
+    tv = pytest.importorskip("torchvision.transforms.v2.functional")
+    from handwrite.augment import gaussian_blur
+
+    x = torch.rand(1, 1, 64, 90)
+    assert torch.allclose(gaussian_blur(x, size, sigma), tv.gaussian_blur(x, [size, size], [sigma, sigma]), atol=1e-6)
+
+
+def test_elastic_matches_torchvision():
+    """The displacement field torchvision's ElasticTransform(alpha=12, sigma=4) draws (blurred with
+    33 taps) from the same generator state moves the pixels the same way."""
+    tv = pytest.importorskip("torchvision.transforms.v2.functional")
+    from handwrite.augment import elastic
+
+    x = torch.rand(1, 1, 64, 90)
+    torch.manual_seed(5)
+    ours = elastic(x[0], alpha=12.0, sigma=4.0)
+    torch.manual_seed(5)
+    dx = tv.gaussian_blur(torch.rand(1, 1, 64, 90) * 2 - 1, [33, 33], [4.0, 4.0]) * 12.0 / 90
+    dy = tv.gaussian_blur(torch.rand(1, 1, 64, 90) * 2 - 1, [33, 33], [4.0, 4.0]) * 12.0 / 64
+    theirs = tv.elastic(x[0], torch.cat([dx, dy], 1).permute(0, 2, 3, 1), interpolation=tv.InterpolationMode.BILINEAR)
+    assert torch.allclose(ours, theirs, atol=1e-4)
+    assert not torch.allclose(ours, x[0], atol=1e-2)
