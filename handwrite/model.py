@@ -53,7 +53,9 @@ class CRNN(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.width_reduction = cfg.width_reduction  # a plain int, so that TorchScript can compile forward()
+        # Plain ints, so that TorchScript can compile forward().
+        self.width_reduction = cfg.width_reduction
+        self.width_pools = cfg.width_pools
         blocks, c_in = [], 1
         for k, c_out in enumerate(cfg.channels):
             pool = (2, 2) if k < cfg.width_pools else (2, 1)
@@ -89,8 +91,20 @@ class CRNN(nn.Module):
         return torch.div(widths, self.width_reduction, rounding_mode="floor").clamp(min=1)
 
     def features(self, images: torch.Tensor, widths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (N, 1, H, W) -> CNN features, one frame per column (T, N, features_size), and frame counts (N,)."""
-        f = self.cnn(images)  # N, C, H', W'
+        """images (N, 1, H, W), right-padded with 0 -> CNN features, one frame per column
+        (T, N, features_size), and frame counts (N,).
+
+        After each block the columns past a line's own width are set to 0 again, which is what the
+        next convolution's zero padding gives a line alone: a line's features do not depend on the
+        lines it is batched with (otherwise its last columns would see the padding's activations)."""
+        f, cols = images, widths.to(images.device)
+        for i, layer in enumerate(self.cnn):
+            f = layer(f)
+            if i % 4 == 3:  # the end of a block: convolution, normalisation, activation, pooling
+                if i // 4 < self.width_pools:
+                    cols = torch.div(cols, 2, rounding_mode="floor")
+                inside = torch.arange(f.shape[3], device=f.device) < cols.unsqueeze(1)
+                f = f * inside[:, None, None, :].to(f.dtype)
         n, c, h, w = f.shape
         return f.permute(3, 0, 1, 2).reshape(w, n, c * h), self.output_lengths(widths).clamp(max=w)
 
