@@ -40,7 +40,8 @@ class AdamW:
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"]]
 
-    def zero_grad(self, set_to_none: bool = True) -> None:
+    def zero_grad(self) -> None:
+        """Drops the gradients (``set_to_none`` in torch's terms: no zero tensors kept)."""
         for p in self._params():
             p.grad = None
 

@@ -138,7 +138,7 @@ def train_step(net, batch, optimizer, ctc, lr: float, cfg: TrainConfig, device) 
     total = loss
     if shortcut:
         total = loss + cfg.shortcut_weight * ctc(shortcut[0].float(), targets, lengths, target_lengths)
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     total.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
     optimizer.step()
