@@ -53,8 +53,6 @@ class AdamW:
                 "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
                 "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format),
             }
-        elif s["exp_avg"].device != p.device:  # loaded before the model moved to its device
-            s["exp_avg"], s["exp_avg_sq"] = s["exp_avg"].to(p.device), s["exp_avg_sq"].to(p.device)
         return s
 
     @torch.no_grad()

@@ -267,13 +267,12 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
         model.load_state_dict(saved["model"])
         if shortcut is not None:
             shortcut.conv.load_state_dict(saved["shortcut"])
-        optimizer.load_state_dict(saved["optimizer"])
         torch.set_rng_state(saved["rng"])
     elif init is not None:
         model.load_state_dict(_widened(init["model"], model.state_dict()))
-    # After loading: widening needs the weights on one device. The optimizer moves its state to its
-    # parameters' device at its first step.
-    net.to(dev)
+    net.to(dev)  # after the weights (widening needs them on one device), before the optimizer state:
+    if saved is not None:  # it is loaded onto its parameters' device
+        optimizer.load_state_dict(saved["optimizer"])
     if ddp.world > 1:
         # Averages gradients across processes; every rank starts from rank 0's weights.
         net = torch.nn.parallel.DistributedDataParallel(net, device_ids=[dev.index] if dev.type == "cuda" else None)

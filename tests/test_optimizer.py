@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import conftest
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ from handwrite.errors import HandwriteError
 from handwrite.model import CRNN
 from handwrite.optimizer import AdamW
 
-TINY = ModelConfig(height=32, channels=[4, 8], width_pools=2, lstm_hidden=8, lstm_layers=1, num_classes=7)
+TINY = ModelConfig(**conftest.TINY, num_classes=7)
 
 
 def _groups(model):
