@@ -244,7 +244,8 @@ def _load_recognizer(
 def train(
     train_data: list[Path] = typer.Argument(
         ...,
-        help="Training set(s): IAM root folder, folder of image + .gt.txt pairs, or TSV manifest; several are joined.",
+        help="Training set(s): IAM root folder, folder of image + .gt.txt pairs, TSV manifest, or PAGE/ALTO files; "
+        "several are joined.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt, last.pt and metrics.jsonl."),
     val: Optional[Path] = typer.Option(

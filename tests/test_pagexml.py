@@ -19,6 +19,7 @@ from handwrite.preprocess import load_line
 runner = CliRunner()
 ALTO4 = FIXTURES / "poilus-alto"  # eScriptorium ALTO 4.2 export (real, downscaled)
 PAGE2019 = FIXTURES / "timeus-page"  # eScriptorium PAGE 2019 export (real, downscaled), XML in page/
+TRANSKRIBUS = FIXTURES / "transkribus-page"  # Transkribus PAGE 2013 export (real, unchanged)
 XSD = FIXTURES / "xsd"
 
 PAGE2013 = """<?xml version="1.0" encoding="UTF-8"?>
@@ -91,6 +92,27 @@ def test_real_escriptorium_page2019_export_with_image_one_folder_up():
     assert records[0].text.startswith("en outre aux dépens taxés") and len(records) == 6
     assert records[0].image.page == PAGE2019 / "IMG_20190620_122100.jpg"
     assert records[0].id == "page/IMG_20190620_122100:r1l2"
+
+
+def test_real_transkribus_page2013_export():
+    xml = TRANSKRIBUS / "170025120000003,0074.xml"
+    doc = etree.parse(str(xml))
+    assert _schema("page2013").validate(doc)  # the fixture is what Transkribus wrote, valid PAGE 2013
+    page = read_page_file(xml)
+    assert page.flavour == "page" and page.namespace.endswith("2013-07-15") and len(page.lines) == 44
+    # Regions in the ReadingOrder's order: the folio number, the main text, a margin note, then the
+    # second entry; lines in each region by their custom readingOrder index.
+    assert [page.lines[i].text for i in (0, 1, 26, 27)] == [
+        "$pag:39",
+        "$-nor su hijo, De todos sus bienes, con los pactos",
+        "$tip:Clausula $tip:hered.$^ria$.hereditaria",
+        "En seis Julio mil Sett.$^s$.Setecientos y Sesenta y",
+    ]
+    assert all(line.polygon and line.baseline for line in page.lines)
+    records = load_dataset(TRANSKRIBUS)
+    assert detect_format(TRANSKRIBUS) == "page" and len(records) == 44
+    assert records[1].image.page == TRANSKRIBUS / "170025120000003,0074.jpg"
+    assert all(load_line(r.image, 64).shape[0] == 64 for r in records)
 
 
 def test_single_xml_file_is_a_dataset():
@@ -258,7 +280,7 @@ def tiny_model(trained):
     return trained[0] / "best.pt"
 
 
-@pytest.mark.parametrize("source, flavour", [(ALTO4, "alto"), (PAGE2019, "page")])
+@pytest.mark.parametrize("source, flavour", [(ALTO4, "alto"), (PAGE2019, "page"), (TRANSKRIBUS, "page2013")])
 def test_transcribe_writes_a_valid_copy_and_reads_back(tiny_model, tmp_path, source, flavour):
     work = tmp_path / "in"
     shutil.copytree(source, work)
@@ -338,14 +360,16 @@ def test_line_images_written_as_xml(tiny_model, tmp_path, flavour):
 
 
 def test_eval_and_train_on_page_files(tiny_model, tmp_path):
-    result = runner.invoke(app, ["eval", "-m", str(tiny_model), str(PAGE2019), "--json", "-q", "--decoder", "greedy"])
-    assert result.exit_code == 0, result.output
-    assert '"lines": 6' in result.stdout
+    for source, lines in ((PAGE2019, 6), (TRANSKRIBUS, 44)):
+        result = runner.invoke(app, ["eval", "-m", str(tiny_model), str(source), "--json", "-q", "--decoder", "greedy"])
+        assert result.exit_code == 0, result.output
+        assert f'"lines": {lines}' in result.stdout
     run = runner.invoke(
         app,
         [
             "train",
             str(ALTO4),
+            str(TRANSKRIBUS),
             "--val",
             str(PAGE2019),
             "-o",
