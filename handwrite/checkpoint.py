@@ -9,6 +9,7 @@ checkpoints, everything needed to resume.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -75,3 +76,34 @@ def load_model(path: Path, map_location="cpu") -> tuple[CRNN, Alphabet, dict]:
         raise HandwriteError(f"{path}: broken model: weights that are not finite numbers in {', '.join(bad[:3])}")
     model.eval()
     return model, alphabet, state
+
+
+def average(paths: Sequence[Path]) -> tuple[CRNN, Alphabet, dict]:
+    """One model whose weights are the element-wise mean of several checkpoints of the same network,
+    usually one run's last few epochs (checkpoint averaging, as in Izmailov et al. 2018's SWA and
+    Vaswani et al. 2017): the mean lies nearer the middle of the region the epochs wander in, and is
+    often better than any one of them. BatchNorm running statistics are averaged too; integer buffers
+    come from the last file. Returns the model, its alphabet and the last file's training settings."""
+    if len(paths) < 2:
+        raise HandwriteError("averaging needs at least two model files")
+    models, alphabet, last = [], None, {}
+    for path in paths:
+        model, chars, last = load_model(path)
+        if models and (model.cfg != models[0].cfg or chars.chars != alphabet.chars):
+            raise HandwriteError(
+                f"{path}: cannot be averaged with {paths[0]}: a different network or alphabet "
+                "(only checkpoints of one network, e.g. the epochs of one run, can be)"
+            )
+        models.append(model)
+        alphabet = chars
+    weights = {}
+    for name, tensor in models[-1].state_dict().items():
+        if tensor.is_floating_point():
+            mean = torch.stack([m.state_dict()[name].double() for m in models]).mean(0)
+            weights[name] = mean.to(tensor.dtype)
+        else:
+            weights[name] = tensor
+    averaged = CRNN(models[-1].cfg)
+    averaged.load_state_dict(weights)
+    averaged.eval()
+    return averaged, alphabet, {"train_config": last.get("train_config")}

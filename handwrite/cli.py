@@ -318,6 +318,11 @@ def train(
         "--precision",
         help="bf16: autocast to bfloat16 on CUDA or CPU (CTC loss in fp32); pays on CPUs with AVX-512 bf16 or AMX.",
     ),
+    keep_epochs: bool = typer.Option(
+        False,
+        "--keep-epochs",
+        help="Also save each epoch's weights as epoch-N.pt, to average the last few (`handwrite average`).",
+    ),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
@@ -359,6 +364,7 @@ def train(
         warmup_steps=warmup_steps,
         freeze=freeze,
         shortcut_weight=shortcut_weight,
+        keep_epochs=keep_epochs,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
@@ -669,6 +675,25 @@ def export_model(
     _output_file(out)
     report = export(model, out, fmt.value, quantize)
     typer.echo(_json(asdict(report)))
+
+
+@app.command()
+@_user_errors
+def average(
+    models: list[Path] = typer.Argument(
+        ..., help="Two or more checkpoints of one network, e.g. a run's last epochs (train --keep-epochs)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
+):
+    """Average the weights of several checkpoints of one network (usually the last 3 epochs of a run):
+    often better than any one of them. Evaluate the result before shipping it."""
+    from . import checkpoint
+
+    _threads(1)
+    _output_file(out)
+    model, alphabet, extra = checkpoint.average(models)
+    checkpoint.save(out, model, alphabet, **extra, averaged_from=[str(m) for m in models])
+    typer.echo(_json({"out": str(out), "averaged": [str(m) for m in models]}))
 
 
 @app.command()

@@ -84,6 +84,7 @@ class TrainConfig:
     seed: int = 42
     workers: int = 1  # DataLoader processes preparing batches beside the training loop
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
+    keep_epochs: bool = False  # also save each complete epoch's weights as epoch-N.pt (for `handwrite average`)
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
     precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
     freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are

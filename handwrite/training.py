@@ -6,6 +6,7 @@ Writes into an output folder:
                        position in the epoch, RNG); written atomically at every
                        epoch end, every ``save_every`` steps and when stopping.
 * ``best.pt``       -- the weights with the lowest validation CER so far.
+* ``epoch-N.pt``    -- with ``keep_epochs``, the weights at the end of epoch N (to average the last few).
 * ``metrics.jsonl`` -- one JSON record per validation (each epoch's end, and a stop mid-epoch).
 
 Read top-down: :func:`train` locks the folder and calls :func:`_setup` (the run's
@@ -237,8 +238,9 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
             raise HandwriteError(f"{last}: nothing to resume (no last.pt in {out}){kept}")
         if "train_state" not in saved:
             raise HandwriteError(f"{last}: holds no training state to resume from")
-        # The run keeps its own settings; only the limits may be changed when resuming.
-        limits = {k: getattr(cfg, k) for k in ("epochs", "max_minutes", "max_steps", "precision")}
+        # The run keeps its own settings; only the limits, the precision and keeping each epoch's
+        # weights may be changed when resuming.
+        limits = {k: getattr(cfg, k) for k in ("epochs", "max_minutes", "max_steps", "precision", "keep_epochs")}
         cfg = TrainConfig(**{**saved["train_config"], **limits})
         model_cfg = ModelConfig(**saved["model_config"])
         alphabet = Alphabet(saved["alphabet"])
@@ -465,6 +467,14 @@ def _validate(
             run.out / "best.pt", run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer
         )
     if epoch_done:
+        if run.cfg.keep_epochs:
+            checkpoint.save(
+                run.out / f"epoch-{state.epoch + 1}.pt",
+                run.model,
+                run.alphabet,
+                train_config=asdict(run.cfg),
+                val_cer=ev.counts.cer,
+            )
         schedule.end_epoch(state, ev.counts.cer)
     record = {
         "epoch": state.epoch + 1,

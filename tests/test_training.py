@@ -284,3 +284,46 @@ def test_freezing_the_cnn_keeps_it_exactly_and_trains_the_rest(trained, tmp_path
         app, ["train", str(IAM_MINI), "-o", str(tmp_path / "x"), "--val-split", "train", "--freeze", "head"]
     )
     assert bad.exit_code == 2 and "freeze" in bad.output
+
+
+def test_keep_epochs_then_average_them(tmp_path):
+    """--keep-epochs writes each epoch's weights (switchable when resuming); `handwrite average`
+    writes their element-wise mean as a model that loads like any other."""
+    records = load_dataset(IAM_MINI, split="train")  # 6 lines: 3 steps an epoch at batch 2
+    quiet = dict(show_progress=False, log=lambda m: None)
+    run = tmp_path / "run"
+    train(records, records, run, ModelConfig(**TINY), _quick(epochs=1, batch_size=2), **quiet)
+    assert not list(run.glob("epoch-*.pt"))  # off by default
+    train(records, records, run, None, _quick(epochs=3, batch_size=2, keep_epochs=True), resume=True, **quiet)
+    assert sorted(p.name for p in run.glob("epoch-*.pt")) == ["epoch-2.pt", "epoch-3.pt"]
+    last = checkpoint.load_state(run / "last.pt")["model"]
+    third = checkpoint.load_state(run / "epoch-3.pt")["model"]
+    assert all(torch.equal(last[k], third[k]) for k in third)  # the weights at the end of epoch 3
+
+    out = tmp_path / "avg.pt"
+    r = runner.invoke(app, ["average", str(run / "epoch-2.pt"), str(run / "epoch-3.pt"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    second = checkpoint.load_state(run / "epoch-2.pt")["model"]
+    model, _, state = checkpoint.load_model(out)
+    assert state["averaged_from"] == [str(run / "epoch-2.pt"), str(run / "epoch-3.pt")]
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, (second[name] + third[name]) / 2, atol=1e-6), name
+        else:
+            assert torch.equal(tensor, third[name]), name
+    assert not torch.equal(second["cnn.0.weight"], third["cnn.0.weight"])  # the mean is not a copy
+
+
+def test_average_refuses_different_networks(trained, tmp_path):
+    from handwrite.codec import Alphabet
+    from handwrite.model import CRNN
+
+    other = tmp_path / "other.pt"
+    alphabet = Alphabet(list("ab"))
+    checkpoint.save(other, CRNN(ModelConfig(**dict(TINY, channels=[8, 8, 8], num_classes=len(alphabet)))), alphabet)
+    best = trained[0] / "best.pt"
+    r = runner.invoke(app, ["average", str(best), str(other), "-o", str(tmp_path / "avg.pt")])
+    assert r.exit_code != 0 and "cannot be averaged" in r.output and str(other) in r.output
+    alone = runner.invoke(app, ["average", str(best), "-o", str(tmp_path / "avg.pt")])
+    assert alone.exit_code != 0 and "at least two" in alone.output
+    assert not (tmp_path / "avg.pt").exists()
