@@ -96,11 +96,11 @@ def average(paths: Sequence[Path]) -> tuple[CRNN, Alphabet, dict]:
             )
         models.append(model)
         alphabet = chars
+    states = [m.state_dict() for m in models]
     weights = {}
-    for name, tensor in models[-1].state_dict().items():
+    for name, tensor in states[-1].items():
         if tensor.is_floating_point():
-            mean = torch.stack([m.state_dict()[name].double() for m in models]).mean(0)
-            weights[name] = mean.to(tensor.dtype)
+            weights[name] = torch.stack([st[name].double() for st in states]).mean(0).to(tensor.dtype)
         else:
             weights[name] = tensor
     averaged = CRNN(models[-1].cfg)
