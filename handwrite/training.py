@@ -461,20 +461,15 @@ def _validate(
     and the epoch's record appended to metrics.jsonl."""
     state = run.state
     ev = evaluate(validator, val_records)
+    weights_to = []
     if ev.counts.cer < state.best_saved_cer:
         state.best_saved_cer = ev.counts.cer
-        checkpoint.save(
-            run.out / "best.pt", run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer
-        )
+        weights_to.append(run.out / "best.pt")
+    if epoch_done and run.cfg.keep_epochs:
+        weights_to.append(run.out / f"epoch-{state.epoch + 1}.pt")
+    for path in weights_to:
+        checkpoint.save(path, run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer)
     if epoch_done:
-        if run.cfg.keep_epochs:
-            checkpoint.save(
-                run.out / f"epoch-{state.epoch + 1}.pt",
-                run.model,
-                run.alphabet,
-                train_config=asdict(run.cfg),
-                val_cer=ev.counts.cer,
-            )
         schedule.end_epoch(state, ev.counts.cer)
     record = {
         "epoch": state.epoch + 1,
