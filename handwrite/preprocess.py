@@ -97,10 +97,12 @@ def to_unit(line: np.ndarray) -> np.ndarray:
     return line.astype(np.float32) / 255.0
 
 
-def pad_lines(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Float lines (H, W_i) -> a batch (N, 1, H, max W) right-padded with paper (0), and the widths."""
+def pad_lines(lines: list[np.ndarray], multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Float lines (H, W_i) -> a batch (N, 1, H, W) right-padded with paper (0), and the widths;
+    W is the widest line's width rounded up to a ``multiple``."""
     widths = np.array([x.shape[-1] for x in lines], dtype=np.int64)
-    batch = np.zeros((len(lines), 1, lines[0].shape[-2], int(widths.max())), dtype=np.float32)
+    width = -(-int(widths.max()) // multiple) * multiple
+    batch = np.zeros((len(lines), 1, lines[0].shape[-2], width), dtype=np.float32)
     for k, x in enumerate(lines):
         batch[k, 0, :, : x.shape[-1]] = x
     return batch, widths

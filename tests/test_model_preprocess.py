@@ -4,7 +4,7 @@ import torch
 from conftest import IAM_MINI
 from PIL import Image
 
-from handwrite.batching import LineDataset, WidthBatchSampler, collate
+from handwrite.batching import TRAIN_WIDTH_MULTIPLE, LineDataset, WidthBatchSampler, collate
 from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import LineRecord, load_dataset
@@ -51,12 +51,13 @@ def test_distributed_shards_split_each_global_batch_and_agree_on_length():
     assert len(seen) == 96
 
 
-def test_collate_pads_with_paper_and_keeps_lengths():
-    a = torch.ones(1, 8, 10)
+def test_collate_pads_with_paper_to_a_width_multiple_and_keeps_lengths():
+    a = torch.ones(1, 8, TRAIN_WIDTH_MULTIPLE + 10)
     b = torch.ones(1, 8, 6)
     images, widths, targets, target_lengths, _ = collate([(a, [1, 2], 0), (b, [3], 1)])
-    assert images.shape == (2, 1, 8, 10)
-    assert widths.tolist() == [10, 6]
+    assert images.shape == (2, 1, 8, 2 * TRAIN_WIDTH_MULTIPLE)
+    assert widths.tolist() == [TRAIN_WIDTH_MULTIPLE + 10, 6]
+    assert images[0, 0, :, TRAIN_WIDTH_MULTIPLE + 10 :].abs().sum() == 0
     assert images[1, 0, :, 6:].abs().sum() == 0
     assert targets.tolist() == [1, 2, 3] and target_lengths.tolist() == [2, 1]
 
