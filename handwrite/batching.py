@@ -82,9 +82,15 @@ class LineDataset(torch.utils.data.Dataset):
         there from now on: the file is memory-mapped, so processes on one machine that open it with
         ``shared=path`` (DDP ranks, DataLoader workers) hold one copy in the page cache between them."""
         offsets = np.cumsum([0] + [len(b) for b in self.lines], dtype=np.int64)
-        data = np.frombuffer(b"".join(self.lines), dtype=np.uint8)
         index = {"kept": np.array(self.kept, dtype=np.int64), "widths": np.array(self.widths), "offsets": offsets}
-        atomic_write(path, lambda f: np.save(f, data))
+
+        def write(f):  # line by line: joining them first would hold every line twice
+            header = {"descr": "|u1", "fortran_order": False, "shape": (int(offsets[-1]),)}
+            np.lib.format.write_array_header_1_0(f, header)
+            for b in self.lines:
+                f.write(b)
+
+        atomic_write(path, write)
         atomic_write(shared_files(path)[1], lambda f: np.savez(f, **index))
         _, self.widths, self.lines = _map_shared(path)
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from handwrite.config import (  # noqa: E402
 )
 from handwrite.datasets import load_dataset  # noqa: E402
 from handwrite.model import CRNN  # noqa: E402
-from handwrite.training import make_trainee, train_step  # noqa: E402
+from handwrite.training import make_trainee, train_step, training_set  # noqa: E402
 
 
 def peak_rss_mib() -> float:
@@ -68,9 +69,13 @@ def bench_train(args) -> dict:
     torch.manual_seed(0)
     model = CRNN(cfg)
     net, optimizer = make_trainee(model, train_cfg)
-    dataset = LineDataset(records, alphabet, cfg.height, augment=True)
+    # The lines as training holds them: in a memory-mapped file that the DataLoader worker reads.
+    scratch = tempfile.TemporaryDirectory(prefix="bench-train-")
+    dataset = training_set(records, alphabet, cfg.height, train_cfg, Path(scratch.name))
     sampler = WidthBatchSampler(dataset.widths, train_cfg.batch_size, shuffle=True)
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=1)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=collate, num_workers=train_cfg.workers
+    )
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     net.train()
     lines, t0 = 0, None

@@ -10,9 +10,10 @@ from typer.testing import CliRunner
 
 from handwrite import checkpoint
 from handwrite.cli import app
+from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig, TrainConfig
 from handwrite.datasets import load_dataset
-from handwrite.training import train
+from handwrite.training import train, training_set
 
 runner = CliRunner()
 
@@ -163,6 +164,22 @@ def test_cli_train_end_to_end(tmp_path, extra):
     # The same folder without --resume is refused rather than overwritten.
     again = runner.invoke(app, ["train", str(IAM_MINI), "--val-split", "validation", "-o", str(out), "-q"])
     assert again.exit_code == 2 and "already holds a training run" in again.output
+
+
+def test_with_workers_the_lines_come_from_a_mapped_file_that_the_run_removes(tmp_path):
+    """With DataLoader workers the training process maps the decoded lines from a file in the run
+    folder instead of holding them: the same items, and the file goes when the run ends."""
+    records = load_dataset(IAM_MINI, split="train")
+    alphabet = Alphabet.from_texts(r.text for r in records)
+    held = training_set(records, alphabet, 32, _quick(workers=0), tmp_path / "held")
+    mapped = training_set(records, alphabet, 32, _quick(workers=1), tmp_path / "mapped")
+    assert isinstance(held.lines, list) and not isinstance(mapped.lines, list)
+    assert len(list((tmp_path / "mapped").glob(".lines-*.npy"))) == 1
+    assert all(torch.equal(held[i][0], mapped[i][0]) for i in range(len(held)))
+    out = tmp_path / "run"
+    cfg = ModelConfig(height=32, channels=[8, 16], width_pools=2, lstm_hidden=16, lstm_layers=1)
+    train(records, records, out, cfg, _quick(workers=1, max_steps=2), show_progress=False, log=lambda m: None)
+    assert (out / "last.pt").is_file() and not list(out.glob(".lines-*"))
 
 
 @pytest.mark.parametrize("variant", [{}, {"cell": "gru", "shortcut_weight": 0.1}])
