@@ -72,7 +72,7 @@ $HW train "$OUT/mix-train.tsv" --train-split train --val "$OUT/mix-val.tsv" --va
 
 # ---- Package, LM, decoding, figures ------------------------------------------------------------
 # The last three epochs' weights averaged read the validation set better than any one epoch (2026-11-29:
-# epochs 7-9 16.75 % CER greedy, epoch 9 alone 17.47 %); the better of that average and best.pt is shipped.
+# epochs 9-11 15.96 % CER greedy, epoch 11 alone 16.73 %); the better of that average and best.pt is shipped.
 mapfile -t LAST_EPOCHS < <(ls "$OUT/mix"/epoch-*.pt | sort -V | tail -3)
 SHIP=$OUT/mix/best.pt
 if [ "${#LAST_EPOCHS[@]}" -ge 2 ]; then
