@@ -49,6 +49,11 @@ class Format(str, Enum):
     alto = "alto"
 
 
+class Geometry(str, Enum):
+    polygon = "polygon"
+    baseline = "baseline"
+
+
 class OutputFormat(str, Enum):
     text = "text"
     jsonl = "jsonl"
@@ -129,13 +134,13 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _read_data(paths, fmt, split, include_err=False):
+def _read_data(paths, fmt, split, include_err=False, geometry=Geometry.polygon):
     """Records of one or more datasets; lines a page-file reader had to leave out are reported,
     one line each, and returned as a count (eval counts them as failed lines)."""
     from .datasets import ReadReport, load_dataset
 
     report = ReadReport()
-    records = [r for d in paths for r in load_dataset(d, fmt.value, split, include_err, report)]
+    records = [r for d in paths for r in load_dataset(d, fmt.value, split, include_err, report, geometry.value)]
     for problem in report.problems:
         _log(f"handwrite: error: {problem}")
     if report.empty:
@@ -179,6 +184,14 @@ ThreadsOpt = typer.Option(
     help="torch intra-op threads. 1 is fastest on a shared or small machine (torch's threads spin-wait).",
 )
 FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; auto detects it from the path.")
+
+
+GeometryOpt = typer.Option(
+    Geometry.polygon,
+    "--geometry",
+    help="PAGE/ALTO: cut each line by its polygon (a band around its baseline where it has none), or by "
+    "the baseline band first: for exports whose polygons cut descenders, such as Transkribus'.",
+)
 
 
 class Precision(str, Enum):
@@ -258,6 +271,7 @@ def train(
         None, "--val-split", help="Split name (e.g. validation) or list file selecting validation lines."
     ),
     fmt: Format = FormatOpt,
+    geometry: Geometry = GeometryOpt,
     include_err: bool = typer.Option(False, "--include-err", help="IAM: also use lines marked 'err'."),
     epochs: int = typer.Option(_TRAIN.epochs, help="Maximum number of epochs."),
     max_minutes: Optional[float] = typer.Option(
@@ -366,8 +380,8 @@ def train(
         shortcut_weight=shortcut_weight,
         keep_epochs=keep_epochs,
     )
-    train_records, _ = _read_data(train_data, fmt, train_split, include_err)
-    val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err)
+    train_records, _ = _read_data(train_data, fmt, train_split, include_err, geometry)
+    val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err, geometry)
     result = training.train(
         train_records,
         val_records,
@@ -398,6 +412,7 @@ def evaluate(
     ),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. test) or list file."),
     fmt: Format = FormatOpt,
+    geometry: Geometry = GeometryOpt,
     include_err: bool = typer.Option(False, "--include-err", help="IAM: also evaluate lines marked 'err'."),
     report: Optional[Path] = typer.Option(
         None, "--report", help="Write a per-line report (id, reference, hypothesis, CER) here."
@@ -438,7 +453,7 @@ def evaluate(
         _fail("--report and --html describe one model; give one --model with them")
     _output_file(report)
     _output_file(html_out)
-    records, unread = _read_data([data], fmt, split, include_err)
+    records, unread = _read_data([data], fmt, split, include_err, geometry)
     rows, failed = [], 0
     for m in models:
         spec, recognizer = _load_recognizer(
@@ -540,6 +555,7 @@ def transcribe(
         "--in-place",
         help="Write the results into the given PAGE/ALTO files themselves (atomically) instead of copies in --out.",
     ),
+    geometry: Geometry = GeometryOpt,
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
@@ -618,7 +634,7 @@ def transcribe(
     with bar(len(paths), "transcribing", not quiet and len(paths) > 1) as b:
         for xml, target in zip(pages, targets):
             try:
-                page = transcribe_page(recognizer, xml)
+                page = transcribe_page(recognizer, xml, geometry=geometry.value)
             except HandwriteError as e:
                 _log(f"handwrite: error: {e}")
                 unread += 1

@@ -76,11 +76,13 @@ def load_dataset(
     split: str | None = None,
     include_err: bool = False,
     report: ReadReport | None = None,
+    geometry: str = "polygon",
 ) -> list[LineRecord]:
     """Read a dataset in any supported layout; raise HandwriteError if it is empty.
 
     Lines a page-file reader had to leave out are listed in ``report`` when one is
-    given, else issued as Python warnings."""
+    given, else issued as Python warnings. ``geometry`` (PAGE/ALTO): cut lines by their
+    ``"polygon"`` or by the ``"baseline"`` band (see :mod:`handwrite.pagexml`)."""
     path = Path(path)
     if not path.exists():
         raise HandwriteError(f"{path}: no such file or folder")
@@ -94,7 +96,7 @@ def load_dataset(
         records = read_tsv(path, split=split)
     elif fmt in ("page", "alto"):
         own = report if report is not None else ReadReport()
-        records = read_page_files(path, split=split, report=own)
+        records = read_page_files(path, split=split, report=own, geometry=geometry)
         if report is None:
             for problem in own.problems:
                 warnings.warn(problem, stacklevel=2)
@@ -323,7 +325,9 @@ def _page_files(root: Path, split: str | None) -> list[Path]:
     return list(dict.fromkeys(files))
 
 
-def read_page_files(root: Path, split: str | None = None, report: ReadReport | None = None) -> list[LineRecord]:
+def read_page_files(
+    root: Path, split: str | None = None, report: ReadReport | None = None, geometry: str = "polygon"
+) -> list[LineRecord]:
     """The text lines of PAGE XML / ALTO files, in each file's reading order.
 
     Lines without text are skipped and counted; a line that cannot be cut out (no
@@ -334,7 +338,7 @@ def read_page_files(root: Path, split: str | None = None, report: ReadReport | N
     records = []
     for xml in _page_files(root, split):
         try:
-            page = page_lines(xml)
+            page = page_lines(xml, geometry)
         except HandwriteError as e:
             report.problems.append(str(e))
             continue

@@ -237,10 +237,11 @@ class PageResult:
     problems: list[str]
 
 
-def transcribe_page(recognizer: Recognizer, xml: Path, progress=None) -> PageResult:
+def transcribe_page(recognizer: Recognizer, xml: Path, progress=None, geometry: str = "polygon") -> PageResult:
     """Recognise every line of a PAGE/ALTO file and write the results into a copy of it
-    (``document``; None when no line could be read, e.g. the page image is missing)."""
-    found = page_lines(Path(xml))
+    (``document``; None when no line could be read, e.g. the page image is missing).
+    ``geometry``: cut lines by their polygon or their baseline band (:mod:`handwrite.pagexml`)."""
+    found = page_lines(Path(xml), geometry)
     results = recognizer.transcribe([crop for _, crop in found.crops], progress, positions=True)
     placed = {
         line.id: (res, to_page(crop, res.size)) for (line, crop), res in zip(found.crops, results) if res.error is None

@@ -13,7 +13,16 @@ from typer.testing import CliRunner
 from handwrite.cli import app
 from handwrite.datasets import ReadReport, detect_format, load_dataset
 from handwrite.errors import HandwriteError
-from handwrite.pagexml import ABOVE, BELOW, LineCrop, crop_line, line_polygon, page_lines, read_page_file
+from handwrite.pagexml import (
+    ABOVE,
+    BELOW,
+    LineCrop,
+    crop_line,
+    line_polygon,
+    line_spacing,
+    page_lines,
+    read_page_file,
+)
 from handwrite.preprocess import load_line
 
 runner = CliRunner()
@@ -113,6 +122,31 @@ def test_real_transkribus_page2013_export():
     assert detect_format(TRANSKRIBUS) == "page" and len(records) == 44
     assert records[1].image.page == TRANSKRIBUS / "170025120000003,0074.jpg"
     assert all(load_line(r.image, 64).shape[0] == 64 for r in records)
+
+
+def test_baseline_geometry_cuts_the_band_below_transkribus_polygons(tmp_path):
+    """Transkribus' polygons end a few pixels under the baseline; --geometry baseline cuts the band,
+    which reaches 0.35 line spacings below it (room for descenders); the default keeps the polygon."""
+    xml = TRANSKRIBUS / "170025120000003,0074.xml"
+    by_polygon, by_band = page_lines(xml), page_lines(xml, "baseline")
+    assert len(by_polygon.crops) == len(by_band.crops) == 44
+    spacing = line_spacing(by_band.page)
+    for (line, polygon_crop), (_, band_crop) in zip(by_polygon.crops, by_band.crops):
+        assert polygon_crop.polygon == line.polygon
+        assert band_crop.polygon == line_polygon(line, spacing, "baseline") != line.polygon
+        below = max(y for _, y in line.baseline)
+        assert max(y for _, y in line.polygon) - below <= 5  # what Transkribus drew
+        assert max(y for _, y in band_crop.polygon) - below == pytest.approx(BELOW * spacing)
+    assert len(load_dataset(TRANSKRIBUS, geometry="baseline")) == 44
+    with pytest.raises(HandwriteError, match="unknown line geometry 'band'; choose one of polygon, baseline"):
+        page_lines(xml, "band")
+    result = runner.invoke(
+        app, ["eval", str(TRANSKRIBUS), "--geometry", "baseline", "--decoder", "greedy", "--json", "-q"]
+    )
+    assert result.exit_code == 0 and '"lines": 44' in result.stdout, result.output
+    result = runner.invoke(app, ["transcribe", str(xml), "--geometry", "baseline", "-o", str(tmp_path), "-q"])
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 44, result.output
+    assert _schema("page2013").validate(etree.parse(str(tmp_path / xml.name)))
 
 
 def test_single_xml_file_is_a_dataset():
