@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from .config import INFERENCE_BATCH, MAX_BEAM, DecoderSpec, ModelConfig, TrainConfig
+from .config import DEFAULT_GEOMETRY, GEOMETRIES, INFERENCE_BATCH, MAX_BEAM, DecoderSpec, ModelConfig, TrainConfig
 from .errors import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -49,9 +49,7 @@ class Format(str, Enum):
     alto = "alto"
 
 
-class Geometry(str, Enum):
-    polygon = "polygon"
-    baseline = "baseline"
+Geometry = Enum("Geometry", {g: g for g in GEOMETRIES}, type=str)
 
 
 class OutputFormat(str, Enum):
@@ -134,7 +132,7 @@ def _log(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _read_data(paths, fmt, split, include_err=False, geometry=Geometry.polygon):
+def _read_data(paths, fmt, split, include_err=False, geometry=Geometry(DEFAULT_GEOMETRY)):
     """Records of one or more datasets; lines a page-file reader had to leave out are reported,
     one line each, and returned as a count (eval counts them as failed lines)."""
     from .datasets import ReadReport, load_dataset
@@ -187,7 +185,7 @@ FormatOpt = typer.Option(Format.auto, "--format", "-f", help="Dataset layout; au
 
 
 GeometryOpt = typer.Option(
-    Geometry.polygon,
+    Geometry(DEFAULT_GEOMETRY),
     "--geometry",
     help="PAGE/ALTO: cut each line by its polygon (a band around its baseline where it has none), or by "
     "the baseline band first: for exports whose polygons cut descenders, such as Transkribus'.",

@@ -24,6 +24,9 @@ INFERENCE_BATCH = 16
 # activations grow with lines x widest line, and 16 long lines took eval's peak memory to 1 GB.
 # Throughput did not change between 2,048 and 8,192 (greedy, 400 lines: 94.0 / 94.7 / 94.5 lines/s).
 INFERENCE_COLUMNS = 4096
+# PAGE/ALTO lines are cut by their polygon, or by the band around their baseline first (handwrite.pagexml).
+GEOMETRIES = ("polygon", "baseline")
+DEFAULT_GEOMETRY = "polygon"
 
 
 CELLS = ("lstm", "gru")

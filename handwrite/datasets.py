@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .errors import HandwriteError
 from .imageio import IMAGE_SUFFIXES
-from .pagexml import LineCrop, page_lines, xml_flavour
+from .pagexml import DEFAULT_GEOMETRY, LineCrop, page_lines, xml_flavour
 
 FORMATS = ("iam", "pairs", "tsv", "page", "alto")
 
@@ -76,7 +76,7 @@ def load_dataset(
     split: str | None = None,
     include_err: bool = False,
     report: ReadReport | None = None,
-    geometry: str = "polygon",
+    geometry: str = DEFAULT_GEOMETRY,
 ) -> list[LineRecord]:
     """Read a dataset in any supported layout; raise HandwriteError if it is empty.
 
@@ -326,7 +326,7 @@ def _page_files(root: Path, split: str | None) -> list[Path]:
 
 
 def read_page_files(
-    root: Path, split: str | None = None, report: ReadReport | None = None, geometry: str = "polygon"
+    root: Path, split: str | None = None, report: ReadReport | None = None, geometry: str = DEFAULT_GEOMETRY
 ) -> list[LineRecord]:
     """The text lines of PAGE XML / ALTO files, in each file's reading order.
 

@@ -41,6 +41,7 @@ import numpy as np
 from lxml import etree
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
+from .config import DEFAULT_GEOMETRY, GEOMETRIES
 from .errors import HandwriteError
 from .imageio import IMAGE_SUFFIXES
 
@@ -48,7 +49,6 @@ PAD = 4  # pixels of context kept around a polygon's bounding box
 MASK_DILATION = 3  # pixels outside the polygon still shown (strokes that cross its edge)
 ABOVE, BELOW = 0.75, 0.35  # band around a baseline, in line spacings
 STEEP = 20.0  # degrees: baselines steeper than this are turned level
-GEOMETRIES = ("polygon", "baseline")  # which line shape comes first (module docstring)
 
 # External entities and network access are off: a page file is data, not a program.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_comments=False, huge_tree=False)
@@ -329,7 +329,7 @@ def line_spacing(page: PageFile) -> float:
     return (page.height or 3000) / 30
 
 
-def line_polygon(line: TextLine, spacing: float, geometry: str = "polygon") -> tuple[Point, ...] | None:
+def line_polygon(line: TextLine, spacing: float, geometry: str = DEFAULT_GEOMETRY) -> tuple[Point, ...] | None:
     """The polygon to cut the line with (see the module docstring for the rule), or None."""
     band = None
     if line.baseline and len(line.baseline) >= 2:
@@ -372,7 +372,7 @@ class PageLines:
     problems: list[str]
 
 
-def page_lines(path: Path, geometry: str = "polygon") -> PageLines:
+def page_lines(path: Path, geometry: str = DEFAULT_GEOMETRY) -> PageLines:
     """Every line of a page file with its crop, checked against the page size; a line that
     cannot be cut (no geometry, outside the image) is a problem naming file and line, not an error.
     ``geometry``: which line shape comes first, the polygon or the baseline band (one of GEOMETRIES)."""

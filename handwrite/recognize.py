@@ -14,7 +14,7 @@ from .codec import Alphabet
 from .config import INFERENCE_BATCH, INFERENCE_COLUMNS, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
-from .pagexml import LineCrop, new_page_file, page_lines, to_page, write_results
+from .pagexml import DEFAULT_GEOMETRY, LineCrop, new_page_file, page_lines, to_page, write_results
 from .preprocess import pack_line, pad_lines, prepare_line, read_line_image, to_unit, unpack_line
 
 
@@ -237,7 +237,7 @@ class PageResult:
     problems: list[str]
 
 
-def transcribe_page(recognizer: Recognizer, xml: Path, progress=None, geometry: str = "polygon") -> PageResult:
+def transcribe_page(recognizer: Recognizer, xml: Path, progress=None, geometry: str = DEFAULT_GEOMETRY) -> PageResult:
     """Recognise every line of a PAGE/ALTO file and write the results into a copy of it
     (``document``; None when no line could be read, e.g. the page image is missing).
     ``geometry``: cut lines by their polygon or their baseline band (:mod:`handwrite.pagexml`)."""
