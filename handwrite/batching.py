@@ -9,6 +9,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,11 @@ from .augment import AUGMENT_MIN_WIDTH, augment
 from .codec import Alphabet
 from .datasets import LineRecord
 from .errors import HandwriteError
-from .preprocess import load_line, pack_line, pad_lines, to_unit, unpack_line
+from .preprocess import pad_lines, to_unit, try_pack_line, unpack_line
+
+# Lines per task when decoding in processes: big enough that passing records and packed lines
+# between processes costs little beside reading the images.
+DECODE_CHUNK = 64
 
 
 class LineDataset(torch.utils.data.Dataset):
@@ -42,9 +48,10 @@ class LineDataset(torch.utils.data.Dataset):
         seed: int = 0,
         advance=None,
         shared: Path | None = None,
+        workers: int = 1,
     ):
         """``shared``: take the lines another process decoded and wrote with :meth:`share` (same
-        ``records``) instead of decoding them again."""
+        ``records``) instead of decoding them again. ``workers`` > 1: decode in that many processes."""
         self.alphabet = alphabet
         self.height = height
         self.skipped: list[str] = []  # why each unreadable line was left out
@@ -52,7 +59,7 @@ class LineDataset(torch.utils.data.Dataset):
             kept, self.widths, self.lines = _map_shared(shared)
             self.records = [records[k] for k in kept]
         else:
-            self._decode(records, advance)
+            self._decode(records, advance, workers)
         if not self.records:
             raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
         self.unknown: Counter = Counter()
@@ -60,20 +67,27 @@ class LineDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
 
-    def _decode(self, records: Sequence[LineRecord], advance) -> None:
+    def _decode(self, records: Sequence[LineRecord], advance, workers: int) -> None:
         self.records: list[LineRecord] = []
         self.kept: list[int] = []  # index in ``records`` of each line kept
         self.lines: list[bytes] | _MappedLines = []  # packed (preprocess.pack_line)
         self.widths: list[int] = []
-        for k, r in enumerate(records):
-            try:
-                line = load_line(r.image, height=self.height)
-                self.lines.append(pack_line(line))
-                self.widths.append(line.shape[1])
+        sources, height = [r.image for r in records], self.height
+        if workers > 1 and len(records) >= DECODE_CHUNK * workers:
+            with ProcessPoolExecutor(workers) as pool:
+                self._keep(records, pool.map(try_pack_line, sources, repeat(height), chunksize=DECODE_CHUNK), advance)
+        else:
+            self._keep(records, (try_pack_line(s, height) for s in sources), advance)
+
+    def _keep(self, records: Sequence[LineRecord], decoded, advance) -> None:
+        for k, (r, result) in enumerate(zip(records, decoded)):
+            if isinstance(result, str):
+                self.skipped.append(result)
+            else:
+                self.lines.append(result[0])
+                self.widths.append(result[1])
                 self.records.append(r)
                 self.kept.append(k)
-            except HandwriteError as e:
-                self.skipped.append(str(e))
             if advance:
                 advance(1)
 

@@ -313,7 +313,10 @@ def train(
     ),
     dropout: float = typer.Option(_MODEL.dropout, "--dropout"),
     seed: int = typer.Option(_TRAIN.seed),
-    workers: int = typer.Option(_TRAIN.workers, help="Processes preparing batches beside the training loop (0: none)."),
+    workers: int = typer.Option(
+        _TRAIN.workers,
+        help="Processes preparing batches beside the training loop (0: none); more than 1 also read the images in parallel.",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     init: Optional[Path] = typer.Option(
         None,

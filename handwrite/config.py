@@ -85,7 +85,7 @@ class TrainConfig:
     grad_clip: float = 5.0
     augment: bool = True
     seed: int = 42
-    workers: int = 1  # DataLoader processes preparing batches beside the training loop
+    workers: int = 1  # DataLoader processes preparing batches beside the training loop; > 1 also decode the images
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
     keep_epochs: bool = False  # also save each complete epoch's weights as epoch-N.pt (for `handwrite average`)
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record

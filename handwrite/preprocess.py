@@ -87,6 +87,16 @@ def pack_line(line: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(line).tobytes(), 1)
 
 
+def try_pack_line(source, height: int) -> tuple[bytes, int] | str:
+    """(:func:`pack_line` of :func:`load_line`, its width), or why the image cannot be used: a value
+    rather than an exception, so that one bad image does not end a pool's whole map."""
+    try:
+        line = load_line(source, height)
+    except HandwriteError as e:
+        return str(e)
+    return pack_line(line), line.shape[1]
+
+
 def unpack_line(blob: bytes, height: int) -> np.ndarray:
     """The uint8 (height, width) line that :func:`pack_line` packed (read-only)."""
     return np.frombuffer(zlib.decompress(blob), np.uint8).reshape(height, -1)

@@ -322,7 +322,7 @@ def training_set(
 
     def decode() -> LineDataset:
         with bar(len(records), "reading images", show_progress) as b:
-            return LineDataset(records, alphabet, height, cfg.augment, cfg.seed, b.advance)
+            return LineDataset(records, alphabet, height, cfg.augment, cfg.seed, b.advance, workers=cfg.workers)
 
     ddp = ddp or Distributed()
     if ddp.world == 1:

@@ -4,6 +4,7 @@ import torch
 from conftest import IAM_MINI
 from PIL import Image
 
+from handwrite import batching
 from handwrite.batching import TRAIN_WIDTH_MULTIPLE, LineDataset, WidthBatchSampler, collate
 from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
@@ -229,3 +230,17 @@ def test_elastic_matches_torchvision():
     theirs = tv.elastic(x[0], torch.cat([dx, dy], 1).permute(0, 2, 3, 1), interpolation=tv.InterpolationMode.BILINEAR)
     assert torch.allclose(ours, theirs, atol=1e-4)
     assert not torch.allclose(ours, x[0], atol=1e-2)
+
+
+def test_decoding_in_processes_keeps_the_order_and_the_unreadable_lines_out(tmp_path, monkeypatch):
+    """``workers`` > 1 reads the images in a process pool: the same lines, widths and skipped
+    reasons, in the records' order, as reading them here."""
+    monkeypatch.setattr(batching, "DECODE_CHUNK", 2)  # a pool even for a handful of lines
+    records = load_dataset(IAM_MINI, split="train")
+    records = [records[0], LineRecord(tmp_path / "missing.png", "gone", "x"), *records[1:], *records[:3]]
+    alphabet = Alphabet.from_texts(r.text for r in records)
+    here = LineDataset(records, alphabet, 32)
+    pooled = LineDataset(records, alphabet, 32, workers=2)
+    assert len(records) >= 2 * 2 and pooled.skipped == here.skipped and len(here.skipped) == 1
+    assert pooled.records == here.records and pooled.kept == here.kept and pooled.widths == here.widths
+    assert pooled.lines == here.lines
