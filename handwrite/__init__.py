@@ -8,8 +8,12 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # oneDNN caches compiled kernels per input shape, and every batch width is a new
 # shape: with its default of 1024 entries, training RSS grew to 2.2 GiB in 300
-# steps; 64 entries gave 1.5 GiB at the same speed (scripts/bench.py train).
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+# steps; 64 entries gave 1.5 GiB at the same speed (scripts/bench.py train). With
+# widths padded to 32 columns, 16 entries against 64 (2026-11-29, 5 alternated pairs,
+# bench.py train on iam-hooker, 60 steps, bf16): peak 867 vs 919 MiB (medians), speed
+# ratio 1.02 (0.83-1.25); the .pt model's recognition: 686 vs 704 MiB, greedy ratio
+# 1.06 at batch 16 (0.90-1.09). Rebuilding a kernel costs less than keeping them all.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
 __version__ = "0.1.0"
 
