@@ -4,17 +4,19 @@
 #
 #   scripts/adaptation_curve.sh MODEL PAIRS_DIR WRITER_PREFIX OUT_DIR [TEST_PAGES] [SIZES]
 #
-# PAIRS_DIR is a pairs dataset (image + .gt.txt) whose image names start with WRITER_PREFIX_<page>_
-# (as scripts/prepare_htr_united.py writes them). The last TEST_PAGES pages (default 3) are the test
-# set; the first N lines of the other pages, in page order, are the corrected lines. The recipe is the
-# README's "Adapting to your hand": --init MODEL, --lr 3e-4, 20 warm-up steps, 150 steps at batch 8;
-# EXTRA adds train options (e.g. EXTRA="--freeze cnn").
+# PAIRS_DIR is a pairs dataset (image + .gt.txt) whose image names are WRITER_PREFIX_<page>_<line id>.png
+# (as scripts/prepare_htr_united.py writes them); LINE_RE matches the line id (default: eScriptorium's
+# eSc_line_<hex>), so that page names may hold underscores (LECTAUREP's DAFANCH96_048MIC07644_L-1).
+# The last TEST_PAGES pages (default 3) are the test set; the first N lines of the other pages, in page
+# order, are the corrected lines. The recipe is the README's "Adapting to your hand": --init MODEL,
+# --lr 3e-4, 20 warm-up steps, 150 steps at batch 8; EXTRA adds train options (e.g. EXTRA="--freeze cnn").
 set -euo pipefail
 MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
 HW=${HW:-handwrite}
 mkdir -p "$OUT"
 ( cd "$DATA" && ls | grep "^${WRITER}_.*\.png$" | sort -V ) > "$OUT/all.txt"
-pages=$(sed -E "s/^${WRITER}_([^_]+)_.*/\1/" "$OUT/all.txt" | uniq)
+LINE_RE=${LINE_RE:-eSc_line_[^_]*}
+pages=$(sed -E "s/^${WRITER}_(.+)_${LINE_RE}\.png$/\1/" "$OUT/all.txt" | uniq)
 test_pages=$(echo "$pages" | tail -n "$TEST_PAGES")
 grep -E "^${WRITER}_($(echo $test_pages | tr ' ' '|'))_" "$OUT/all.txt" > "$OUT/test.txt"
 grep -vE "^${WRITER}_($(echo $test_pages | tr ' ' '|'))_" "$OUT/all.txt" > "$OUT/pool.txt"

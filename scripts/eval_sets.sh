@@ -5,7 +5,7 @@
 #   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT]
 #
 # REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
-# and CREMMA-MSS-19); SYNTH_HELDOUT: `handwrite synth` lines drawn with font families held out of
+# and CREMMA-MSS-19; of LECTAUREP, a source never trained on, every 10th line); SYNTH_HELDOUT: `handwrite synth` lines drawn with font families held out of
 # training (English text), the stand-in for unseen English hands. Sets that are absent are skipped.
 set -uo pipefail
 MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}
@@ -13,15 +13,20 @@ SHARED=${SHARED:-../shared/data}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 SETS=("$SHARED/iam-hooker test" "$SHARED/iam-hooker validation" "$SHARED/copiste-fr validation")
 [ -n "$REAL" ] && SETS+=("$REAL/poilus validation" "$REAL/mss19 validation")
+if [ -f "$REAL/lectaurep/validation.txt" ]; then
+  sample=$(mktemp); trap 'rm -f "$sample"' EXIT
+  awk 'NR % 10 == 1' "$REAL/lectaurep/validation.txt" > "$sample"
+  SETS+=("$REAL/lectaurep $sample lectaurep 1-in-10")
+fi
 [ -n "$HELDOUT" ] && SETS+=("$HELDOUT -")
 [ -d "$SHARED/iam-sample" ] && SETS+=("$SHARED/iam-sample -")   # 4 real IAM lines (research-only)
 for set in "${SETS[@]}"; do
-  read -r data split <<< "$set"
+  read -r data split label <<< "$set"
   [ -e "$data" ] || continue
   args=(); [ "$split" != "-" ] && args=(--split "$split")
   for decoder in greedy default; do
     dec=(); [ "$decoder" = greedy ] && dec=(--decoder greedy)
     summary=$($HW eval -m "$MODEL" "$data" "${args[@]}" "${dec[@]}" --json -q 2>/dev/null)
-    echo "{\"set\": \"$(basename "$data") ${split}\", \"decoding\": \"$decoder\", \"result\": ${summary:-null}}"
+    echo "{\"set\": \"${label:-$(basename "$data") $split}\", \"decoding\": \"$decoder\", \"result\": ${summary:-null}}"
   done
 done

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The public handwriting ground truth the default model trains on, at pinned commits (all CC-BY 4.0;
-# attribution in models/default/README.md):
+# The public handwriting ground truth the default model trains on, and LECTAUREP's registers, which it is
+# only evaluated on, at pinned commits (all CC-BY 4.0; attribution in models/default/README.md):
 #
 #   scripts/fetch_htr_united.sh DEST
 #
@@ -16,6 +16,7 @@ REPOS=(
   "CREMMA-MSS-19 https://github.com/HTR-United/CREMMA-MSS-19 d8f466de72561cd989f957d75a6743c5d8f0a262"
   "timeuscorpus https://github.com/HTR-United/timeuscorpus df8ee63837dabe79c511e8aa748f465da5e2d5e5"
   "peraire-ground-truth https://github.com/alix-tz/peraire-ground-truth 61b321ed05fc1d40e6c6e4351fd2162fd5bff478"
+  "lectaurep-repertoires https://github.com/HTR-United/lectaurep-repertoires 3d1c86cf5389265a1ce8b620301d36b4709eb435"
 )
 mkdir -p "$DEST"
 for entry in "${REPOS[@]}"; do

@@ -25,10 +25,11 @@ from pathlib import Path
 from PIL import Image
 
 from handwrite.datasets import ReadReport, load_dataset, normalize_text
+from handwrite.pagexml import local, read_page_file
 from handwrite.preprocess import read_line_image
 
 HEIGHT = 128  # stored crops: at most this high (the model reads 64), as in ../shared/data
-DROP = re.compile(r"#|\[\[|⋎|\{")
+DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ")  # XXX: words the transcriber could not read (LECTAUREP)
 
 # collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers)
 COLLECTIONS = {
@@ -40,7 +41,23 @@ COLLECTIONS = {
     "timeus": ("timeuscorpus/data", lambda rid: rid.split("/")[0], ("cph_paris_tissage_1878",)),
     # One hand (the diarist): training only.
     "peraire": ("peraire-ground-truth/data", lambda rid: "peraire", ()),
+    # Notaries' registers of deeds, 1830-1939: one folder = one hand (the random sets: about 10 and 3 hands).
+    # Never trained on: all of it is validation, a source the mix has not seen (and one hand, Dufour's 100
+    # pages, long enough for the adaptation curve's larger sizes).
+    "lectaurep": ("lectaurep-repertoires/data", lambda rid: rid.split("/")[0], None),
 }
+
+
+def _printed_lines(root: Path) -> set[str]:
+    """IDs of the ALTO text lines under ``root`` whose line type (TAGREFS) is labelled "printed"."""
+    ids = set()
+    for xml in root.rglob("*.xml"):
+        elements = [e for e in read_page_file(xml).tree.iter() if isinstance(e.tag, str)]
+        tags = {e.get("ID") for e in elements if local(e) == "OtherTag" and e.get("LABEL") == "printed"}
+        ids |= {
+            e.get("ID") for e in elements if local(e) == "TextLine" and tags & set((e.get("TAGREFS") or "").split())
+        }
+    return ids
 
 
 def clean(text: str) -> str | None:
@@ -62,8 +79,14 @@ def prepare(name: str, src: Path, out: Path) -> dict:
         ]
     else:
         records = load_dataset(src / folder, "page", report=report)
+    if name == "lectaurep":
+        # The registers' pre-printed column headings are tagged "printed": not handwriting.
+        printed = _printed_lines(src / folder)
+        records = [r for r in records if r.id.split(":")[-1] not in printed]
     writers = sorted({writer_of(r.id) for r in records})
-    if isinstance(held, int):
+    if held is None:
+        held = set(writers)
+    elif isinstance(held, int):
         # Every n-th writer in name order: spread over departments and batches, deterministic.
         step = max(1, len(writers) // held)
         held = set(writers[::step][:held])

@@ -1,0 +1,35 @@
+"""scripts/prepare_htr_united.py: the conversion of downloaded page collections into line pairs."""
+
+import importlib.util
+import shutil
+
+from conftest import FIXTURES
+
+spec = importlib.util.spec_from_file_location(
+    "prepare_htr_united", FIXTURES.parents[1] / "scripts" / "prepare_htr_united.py"
+)
+prepare_htr_united = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(prepare_htr_united)
+
+
+def test_lectaurep_leaves_printed_headings_out_and_holds_every_line_out_of_training(tmp_path):
+    # A LECTAUREP-like checkout: the real ALTO fixture, its first line retyped as pre-printed.
+    register = tmp_path / "src" / "lectaurep-repertoires" / "data" / "lectaurep-x-1"
+    shutil.copytree(FIXTURES / "poilus-alto", register)
+    xml = next(register.glob("*.xml"))
+    text = xml.read_text(encoding="utf-8")
+    text = text.replace("<Tags>", '<Tags><OtherTag ID="LT9" LABEL="printed" DESCRIPTION="line type printed"/>')
+    text = text.replace(
+        '<TextLine ID="eSc_line_703f3834" TAGREFS="LT1078"', '<TextLine ID="eSc_line_703f3834" TAGREFS="LT9"'
+    )
+    xml.write_text(text, encoding="utf-8")
+
+    summary = prepare_htr_united.prepare("lectaurep", tmp_path / "src", tmp_path / "out")
+
+    out = tmp_path / "out" / "lectaurep"
+    kept = (out / "validation.txt").read_text(encoding="utf-8").split()
+    texts = sorted((out / name.replace(".png", ".gt.txt")).read_text(encoding="utf-8").strip() for name in kept)
+    assert texts == ["(Somme)", "Sorel-le-Grand", "par Fins"]  # not the printed "Madame Guyot Jeanne"
+    assert (out / "train.txt").read_text(encoding="utf-8") == ""
+    assert summary["train"] == 0 and summary["validation"] == 3 and summary["writers"] == 1
+    assert all(name.startswith("lectaurep-x-1_") for name in kept)  # the writer prefix of adaptation_curve.sh
