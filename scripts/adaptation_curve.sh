@@ -9,7 +9,7 @@
 # eSc_line_<hex>), so that page names may hold underscores (LECTAUREP's DAFANCH96_048MIC07644_L-1).
 # The last TEST_PAGES pages (default 3) are the test set; the first N lines of the other pages, in page
 # order, are the corrected lines. The recipe is the README's "Adapting to your hand": --init MODEL,
-# --lr 3e-4, 20 warm-up steps, 150 steps at batch 8; EXTRA adds train options (e.g. EXTRA="--freeze cnn").
+# --lr 3e-4, 20 warm-up steps, 400 steps at batch 8; EXTRA adds train options (e.g. EXTRA="--freeze cnn").
 set -euo pipefail
 MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
 HW=${HW:-handwrite}
@@ -28,6 +28,6 @@ for n in $SIZES; do
   rm -rf "$OUT/run-$n"
   start=$(date +%s)
   $HW train "$DATA" --train-split "$OUT/train-$n.txt" --val-split "$OUT/train-$n.txt" --init "$MODEL" \
-      -o "$OUT/run-$n" --lr 3e-4 --warmup-steps 20 --max-steps 150 --epochs 100000 --patience 100000 ${EXTRA:-} -q > /dev/null
+      -o "$OUT/run-$n" --lr 3e-4 --warmup-steps 20 --max-steps 400 --epochs 100000 --patience 100000 ${EXTRA:-} -q > /dev/null
   echo "{\"lines\": $(wc -l < "$OUT/train-$n.txt"), \"train_s\": $(( $(date +%s) - start )), \"eval\": $(cer "$OUT/run-$n/best.pt")}"
 done
