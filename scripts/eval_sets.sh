@@ -5,8 +5,9 @@
 #   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT]
 #
 # REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
-# and CREMMA-MSS-19; of LECTAUREP, a source never trained on, every 10th line); SYNTH_HELDOUT: `handwrite synth` lines drawn with font families held out of
-# training (English text), the stand-in for unseen English hands. Sets that are absent are skipped.
+# and CREMMA-MSS-19; every 10th line of LECTAUREP, a source never trained on); SYNTH_HELDOUT: `handwrite
+# synth` lines drawn with font families held out of training (English text), the stand-in for unseen
+# English hands. Sets that are absent are skipped.
 set -uo pipefail
 MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}
 SHARED=${SHARED:-../shared/data}

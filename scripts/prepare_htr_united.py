@@ -10,8 +10,9 @@ type, and writes ``OUT_DIR/<collection>/<page>/<line>.png`` + ``.gt.txt`` with
 writer-disjoint ``train.txt`` / ``validation.txt`` lists.
 
 Conventions: ``^`` marks a superscript (``1^er``) and is dropped (``1er``); lines
-with crossed-out words (``#``, ``[[...]]``) or editorial marks (``⋎``, ``{``) are
-left out, since their images hold ink their text does not describe.
+with crossed-out words (``#``, ``[[...]]``), editorial marks (``⋎``, ``{``), unread
+words (``XXX``) or signs nobody types (``ȼ``) are left out, since their images hold ink
+their text does not describe; so are the pre-printed headings of LECTAUREP's registers.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ from handwrite.pagexml import local, read_page_file
 from handwrite.preprocess import read_line_image
 
 HEIGHT = 128  # stored crops: at most this high (the model reads 64), as in ../shared/data
-DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ")  # XXX: words the transcriber could not read (LECTAUREP)
+DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ")
 
-# collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers)
+# collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers: a number to
+# pick, their names, or None for all)
 COLLECTIONS = {
     # One will = one hand (README of the repository); 15 of 146 wills held out.
     "poilus": ("CREMMA-AN-TestamentsDePoilus/data", lambda rid: re.sub(r"-\d+:.*$", "", rid.split("/")[-1]), 15),
