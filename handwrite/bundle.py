@@ -17,6 +17,7 @@ same model the same way.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -49,7 +50,7 @@ def model_path(model: str | Path | None) -> Path:
 def decoding(
     model: str | Path,
     decoder: str | None = None,
-    lm: str | Path | None = None,
+    lm: str | Path | Sequence[str | Path] | None = None,
     lexicon: str | Path | None = None,
     beam: int | None = None,
     lm_weight: float | None = None,
@@ -57,12 +58,13 @@ def decoding(
     oov_penalty: float | None = None,
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
-    that is not None put over them. An LM or lexicon given without a decoder implies beam search."""
+    that is not None put over them. An LM or lexicon given without a decoder implies beam search;
+    several LMs (one per language, say) are chosen between line by line (:class:`~handwrite.decoding.LMChoice`)."""
     from .decoding import load_spec
 
     spec = load_spec(Path(model)) or DecoderSpec()
     given = {
-        "lm": str(lm) if lm else None,
+        "lm": ([str(f) for f in lm] or None) if isinstance(lm, (list, tuple)) else (str(lm) if lm else None),
         "lexicon": str(lexicon) if lexicon else None,
         "beam": beam,
         "lm_weight": lm_weight,

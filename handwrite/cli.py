@@ -205,7 +205,10 @@ class Decoder(str, Enum):
 # Decoding options: left unset, the settings saved beside the model by `lm tune` apply, else greedy.
 DecoderOpt = typer.Option(None, "--decoder", help="greedy or beam (default: the model's saved settings, else greedy).")
 LmOpt = typer.Option(
-    None, "--lm", help="Character n-gram LM (ARPA, from `handwrite lm build`); implies --decoder beam."
+    None,
+    "--lm",
+    help="Character n-gram LM (from `handwrite lm build`); implies --decoder beam. Repeat it for one LM per "
+    "language: each line gets the one that finds its greedy reading most likely.",
 )
 LexiconOpt = typer.Option(
     None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty."
@@ -426,7 +429,7 @@ def evaluate(
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
-    lm: Optional[Path] = LmOpt,
+    lm: Optional[list[Path]] = LmOpt,
     lexicon: Optional[Path] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
@@ -560,7 +563,7 @@ def transcribe(
     batch_size: int = typer.Option(INFERENCE_BATCH, "--batch-size", "-b"),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
-    lm: Optional[Path] = LmOpt,
+    lm: Optional[list[Path]] = LmOpt,
     lexicon: Optional[Path] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
@@ -748,11 +751,18 @@ def lm_build(
     lexicon_out: Optional[Path] = typer.Option(
         None, "--lexicon-out", help="Also write the words of the text here, one per line."
     ),
+    alphabet_of: Optional[Path] = typer.Option(
+        None,
+        "--alphabet-of",
+        help="Give every character this model writes a probability, even those the text lacks (an English LM "
+        "for a model that also writes French accents).",
+    ),
 ):
     """Build a character n-gram LM (interpolated Kneser-Ney) from text."""
     import time
 
     from .atomic import atomic_write
+    from .bundle import model_path, network
     from .datasets import read_texts
     from .decoding import Lexicon
     from .lm import build_arpa, write_arpa
@@ -761,8 +771,9 @@ def lm_build(
     _output_file(lexicon_out)
     check_number("order", order, 1, 20, integer=True)
     t0 = time.monotonic()
+    chars = network(model_path(alphabet_of))[1].chars if alphabet_of else ()
     lines = read_texts(sources, fmt.value, split)
-    write_arpa(out, build_arpa(lines, order))
+    write_arpa(out, build_arpa(lines, order, chars))
     summary = {
         "lm": str(out),
         "order": order,
@@ -804,12 +815,30 @@ def lm_compile(
     typer.echo(_json(summary))
 
 
+@lm_app.command("perplexity")
+@_user_errors
+def lm_perplexity(
+    lm: Path = typer.Argument(..., help="LM file (ARPA or compiled)."),
+    sources: list[Path] = typer.Argument(..., help="Text files (one line each) and/or datasets to score."),
+    split: Optional[str] = typer.Option(None, "--split", help="For datasets: the split whose transcriptions to score."),
+    fmt: Format = FormatOpt,
+):
+    """Per-character perplexity of an LM on text (lower: the text is more what the LM expects)."""
+    from .datasets import read_texts
+    from .lm import CharLM
+
+    lines = read_texts(sources, fmt.value, split)
+    typer.echo(_json({"lm": str(lm), "lines": len(lines), "perplexity": round(CharLM.load(lm).perplexity(lines), 3)}))
+
+
 @lm_app.command("tune")
 @_user_errors
 def lm_tune(
     model: Optional[Path] = ModelOpt,
     data: list[Path] = typer.Argument(..., help="Validation dataset(s); several are joined."),
-    lm: Path = typer.Option(..., "--lm", help="ARPA LM to tune the weights of."),
+    lm: list[Path] = typer.Option(
+        ..., "--lm", help="LM to tune the weights of (repeat it for one per language, as in eval)."
+    ),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
     fmt: Format = FormatOpt,
     lexicon: Optional[Path] = LexiconOpt,
@@ -835,7 +864,11 @@ def lm_tune(
     except ValueError:
         _fail("--weights and --bonuses take comma-separated numbers")
     base = DecoderSpec(
-        decoder="beam", lm=str(lm), lexicon=str(lexicon) if lexicon else None, beam=beam, oov_penalty=oov_penalty
+        decoder="beam",
+        lm=[str(f) for f in lm],
+        lexicon=str(lexicon) if lexicon else None,
+        beam=beam,
+        oov_penalty=oov_penalty,
     )
     model = model_path(model)
     recognizer = load(model, threads=threads, spec=DecoderSpec())  # the network only: tuning runs its own searches

@@ -122,7 +122,9 @@ class DecoderSpec:
     """Which decoder to run and with what; what `lm tune` saves beside a model (``.decoding.json``)."""
 
     decoder: str = "greedy"  # greedy | beam
-    lm: str | None = None
+    # One LM file, or several (one per language): each line then gets the one that finds its greedy
+    # reading most likely.
+    lm: str | list[str] | None = None
     lexicon: str | None = None
     beam: int = 16
     lm_weight: float = 0.5  # alpha: weight of the LM's log-probability
@@ -133,11 +135,18 @@ class DecoderSpec:
     def __post_init__(self):
         if self.decoder not in ("greedy", "beam"):
             raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
-        for name in ("lm", "lexicon"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise HandwriteError(f"{name} must be a file name (got {getattr(self, name)!r})")
+        if isinstance(self.lm, (list, tuple)):  # one file stays a plain name, as in older settings files
+            self.lm = list(self.lm) if len(self.lm) > 1 else (self.lm[0] if self.lm else None)
+        for name, value in [("lm", v) for v in self.lm_files] + [("lexicon", self.lexicon)]:
+            if value is not None and not isinstance(value, str):
+                raise HandwriteError(f"{name} must be a file name (got {value!r})")
         check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
         check_number("lm_weight", self.lm_weight, -100, 100)
         check_number("insertion_bonus", self.insertion_bonus, -100, 100)
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
+
+    @property
+    def lm_files(self) -> list:
+        """The LM file names, as a list (empty without an LM)."""
+        return self.lm if isinstance(self.lm, list) else [] if self.lm is None else [self.lm]

@@ -46,8 +46,12 @@ def _char(tok: str) -> str:
     return " " if tok == SPACE else tok
 
 
-def build_arpa(lines: Iterable[str], order: int) -> str:
-    """Interpolated Kneser-Ney over characters; returns the model as ARPA text."""
+def build_arpa(lines: Iterable[str], order: int, chars: Iterable[str] = ()) -> str:
+    """Interpolated Kneser-Ney over characters; returns the model as ARPA text.
+
+    ``chars``: characters to give a probability even where the text has none (they share the
+    uniform floor of the unigrams), so that an LM of one language's text can decode a model
+    that also writes another's accented letters."""
     if order < 1:
         raise HandwriteError("n-gram order must be at least 1")
     counts: list[dict[tuple, int]] = [defaultdict(int) for _ in range(order + 1)]
@@ -83,7 +87,7 @@ def build_arpa(lines: Iterable[str], order: int) -> str:
         eff[k] = {g: (c if g[0] == BOS else cont.get(g, 0)) for g, c in counts[k].items()}
         eff[k] = {g: c for g, c in eff[k].items() if c > 0}
 
-    vocab = sorted({g[0] for g in eff[1] if g[0] != BOS})
+    vocab = sorted({g[0] for g in eff[1] if g[0] != BOS} | {_token(c) for c in chars})
     discounts = []
     for k in range(order + 1):
         n1 = sum(1 for c in eff[k].values() if c == 1)
@@ -329,12 +333,11 @@ class CharLM:
 
     def score(self, text: str) -> float:
         """Natural-log probability of a whole line, </s> included."""
-        total, prefix = 0.0, []
-        for c in list(text) + [EOS]:
-            i = self.eos if c == EOS else self.index[_token(c)]
-            total += self.log_probs(self.state(prefix))[i]
-            prefix.append(c)
-        return total
+        total, state = 0.0, self.state("")
+        for c in text:
+            total += self.log_probs(state)[self.index[_token(c)]]
+            state = self.advance(state, c)
+        return total + self.log_probs(state)[self.eos]
 
     def perplexity(self, lines: Iterable[str]) -> float:
         """Per-character perplexity (</s> counted as a character); characters the

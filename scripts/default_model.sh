@@ -16,8 +16,8 @@
 # fine-tuning stage 1's model for MIX_MIN minutes.
 #
 # Stage 3 (where CUDA is there; GPU_MIN=0 skips it): the same mix again from stage 2's weights on a GPU,
-# batch 32, for GPU_MIN minutes. Then the character LM of every real training text, decoder tuning on
-# the real validation sets, packaging (float16 .pt and its int8 ONNX export) and the model card's figures.
+# batch 32, for GPU_MIN minutes. Then character LMs (English: the English transcriptions and period
+# prose; French: the French transcriptions), decoder tuning on the real validation sets, packaging (float16 .pt and its int8 ONNX export) and the model card's figures.
 set -euo pipefail
 OUT=${1:-runs/default}
 SHARED=${SHARED:-../shared/data}
@@ -103,14 +103,23 @@ fi
 # ---- Package, LM, decoding, figures ------------------------------------------------------------
 REAL_TRAIN=("${REAL[@]}" "$R/poilus" "$R/mss19" "$R/timeus" "$R/peraire")
 $PY scripts/package_model.py "$SHIP" "$MODEL_DIR/model.pt"
-$HW lm build "${REAL_TRAIN[@]}" --split train --order 6 -o "$MODEL_DIR/train-6gram.arpa.gz"
-$HW lm compile "$MODEL_DIR/train-6gram.arpa.gz" -o "$MODEL_DIR/train-6gram.npz"   # loads ~8x faster
+# One character LM per language, chosen line by line (handwrite.decoding.LMChoice): English = the
+# iam-hooker transcriptions + 1 line in 4 of period English prose (scripts/fetch_lm_text.sh), French =
+# every French training transcription. --alphabet-of lets each LM score the other language's letters.
+# The ARPA files stay in OUT (for other toolkits); the model folder ships the compiled ones.
+scripts/fetch_lm_text.sh "$OUT/lm-text" --every 4
+$HW lm build "$SHARED/iam-hooker" "$OUT/lm-text/period-english.txt" --split train --order 6 \
+    --alphabet-of "$MODEL_DIR/model.pt" -o "$OUT/en-6gram.arpa.gz"
+$HW lm build "${REAL_TRAIN[@]:1}" --split train --order 6 --alphabet-of "$MODEL_DIR/model.pt" -o "$OUT/fr-6gram.arpa.gz"
+for lang in en fr; do
+    $HW lm compile "$OUT/$lang-6gram.arpa.gz" -o "$MODEL_DIR/$lang-6gram.npz"   # loads ~8x faster
+done
 # Tuned on every other line of the real validation sets (the synthetic lines would reward the LM for
-# text it was built from; half the lines keep the grid's beam searches to minutes). The 2026-11-29 run
-# searched alpha 0.3/0.5/0.75/1.0 with beta 0.5/1.5/2.5 in parts side by side (--no-save); this saves the best.
+# text it was built from; half the lines keep the grid's beam searches to minutes). The 2026-11-30 run
+# searched alpha 0.35/0.5/0.75/1.0 with beta 1.0/1.5/2.5 (--no-save); this saves the best.
 (head -1 "$OUT/mix-val.tsv"; tail -n +2 "$OUT/mix-val.tsv" | grep -v synth-heldout | awk 'NR%2==1') > "$OUT/mix-val-real-half.tsv"
-$HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split validation --lm "$MODEL_DIR/train-6gram.npz" \
-    --weights 0.3,0.5,0.75,1.0 --bonuses 0.5,1.5,2.5 -q
+$HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split validation \
+    --lm "$MODEL_DIR/en-6gram.npz" --lm "$MODEL_DIR/fr-6gram.npz" --weights 0.35,0.5,0.75,1.0 --bonuses 1.0,1.5,2.5 -q
 # The default is the int8 ONNX export (no torch at run time); model.pt stays for fine-tuning (--init).
 $HW export "$MODEL_DIR/model.pt" --format onnx --quantize -o "$MODEL_DIR/model.onnx"
 cp "$MODEL_DIR/model.pt.decoding.json" "$MODEL_DIR/model.onnx.decoding.json"

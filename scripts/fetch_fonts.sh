@@ -13,6 +13,7 @@
 # kristi and just-me-again-down-here (capital-shaped r, b: images would not match the label's case),
 # nanum-pen-script (no accented letters in its latin subset).
 set -euo pipefail
+source "$(dirname "$0")/npm_unpack.sh"
 OUT=${1:-runs/fonts}
 FAMILIES=(
   homemade-apple@5.3.0 cedarville-cursive@5.3.0 reenie-beanie@5.3.0 la-belle-aurore@5.3.0
@@ -35,9 +36,8 @@ mkdir -p "$OUT"
 for spec in "${FAMILIES[@]}"; do
   name=${spec%@*}
   [ -f "$OUT/$name/LICENSE" ] && continue
-  (cd "$tmp" && npm pack "@fontsource/$spec" --silent >/dev/null)
   mkdir -p "$tmp/$name" "$OUT/$name.part"
-  tar xzf "$tmp/fontsource-$name-${spec#*@}.tgz" -C "$tmp/$name"
+  npm_unpack "@fontsource/$spec" "$tmp/$name"
   # Regular and bold only: a family with nine weights should not be drawn nine times as often.
   files=$(ls "$tmp/$name"/package/files/"$name"-latin-{400,700}-normal.woff 2>/dev/null || true)
   [ -n "$files" ] || files=$(ls "$tmp/$name"/package/files/"$name"-latin-[0-9]*-normal.woff)

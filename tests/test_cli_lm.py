@@ -175,3 +175,35 @@ def test_lm_build_from_empty_text(tmp_path):
     assert r.exit_code == 2 and "no text" in r.stderr
     r, _ = _build(tmp_path, tmp_path / "missing.txt")
     assert r.exit_code == 2 and "missing.txt: no such file" in r.stderr
+
+
+def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
+    """A French LM built with --alphabet-of covers the English model; two LMs tune and decode together."""
+    fr, en = tmp_path / "fr.arpa", tmp_path / "en.arpa"
+    r = runner.invoke(app, ["lm", "build", str(COPISTE_MINI), "-o", str(fr), "--alphabet-of", str(model)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["lm", "build", str(IAM_MINI), "--split", "train", "-o", str(en)])
+    assert r.exit_code == 0, r.output
+    base = ["-m", str(model), str(IAM_MINI), "--split", "train"]
+    r = runner.invoke(app, ["eval", *base, "--lm", str(fr), "--json", "-q"])
+    assert r.exit_code == 0, r.output  # without --alphabet-of: "does not cover" (test above)
+    r = runner.invoke(
+        app, ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5", "--bonuses", "1", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    assert load_spec(model).lm == [str(en), str(fr)]
+    r = runner.invoke(app, ["eval", *base, "--json", "-q"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    assert summary["decoder"] == "beam" and summary["cer"] <= 0.05
+
+
+def test_lm_perplexity_is_lower_on_the_text_the_lm_knows(tmp_path):
+    r, lm = _build(tmp_path, IAM_MINI, extra=["--split", "train"])
+    backwards = tmp_path / "backwards.txt"
+    backwards.write_text("".join(r.text[::-1] + "\n" for r in load_dataset(IAM_MINI, "auto", "train")), "utf-8")
+    seen = runner.invoke(app, ["lm", "perplexity", str(lm), str(IAM_MINI), "--split", "train"])
+    other = runner.invoke(app, ["lm", "perplexity", str(lm), str(backwards)])
+    assert seen.exit_code == other.exit_code == 0, seen.output + other.output
+    assert json.loads(seen.stdout)["lines"] == 6
+    assert 1 < json.loads(seen.stdout)["perplexity"] < json.loads(other.stdout)["perplexity"] / 2

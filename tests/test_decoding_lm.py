@@ -256,3 +256,61 @@ def test_compiled_lm_is_the_same_model_and_refuses_junk(tmp_path):
     np.savez(junk, x=np.zeros(3))
     with pytest.raises(HandwriteError, match="junk.npz: not an ARPA or compiled language model"):
         CharLM.load(junk)
+
+
+def _frames(alphabet, dists) -> np.ndarray:
+    """Log-probability frames from one {char or 0 (blank): probability} dict per frame."""
+    lp = np.full((len(dists), len(alphabet)), -9.0)
+    for t, dist in enumerate(dists):
+        for k, p in dist.items():
+            lp[t, alphabet.encode(k)[0] if isinstance(k, str) else 0] = math.log(p)
+    return lp
+
+
+def test_extra_chars_get_a_probability_and_distributions_still_sum_to_one(tmp_path):
+    path = tmp_path / "lm.arpa"
+    write_arpa(path, build_arpa(["abc abc", "cab"], 3, chars="éz"))
+    lm = CharLM.load(path)
+    for context in ["", "a", "ab", "z", "é"]:
+        vec = np.exp(lm.log_probs(lm.state(context)))
+        assert vec.sum() == pytest.approx(1.0, abs=1e-5), context
+        assert 0 < vec[lm.index["z"]] < vec[lm.index["a"]], context
+    PrefixBeamSearch(Alphabet("abcéz "), lm_weight=1, lm=lm)  # covers the model now: no error
+
+
+def test_lm_choice_decodes_each_line_with_the_lm_that_reads_it_best(tmp_path):
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import LMChoice, build_search
+
+    alphabet = Alphabet("acdeghiot ")
+    paths = []
+    for name, text in (("en", "the cat the hat the cat"), ("other", "dog dig god dog")):
+        paths.append(tmp_path / f"{name}.arpa")
+        write_arpa(paths[-1], build_arpa([text] * 20, 4, chars=alphabet.chars))
+    choice = build_search(DecoderSpec(decoder="beam", lm=[str(p) for p in paths], lm_weight=1.0), alphabet)
+    assert isinstance(choice, LMChoice) and len(choice.searches) == 2
+    en, other = choice.searches
+    # "the cat" with the 'h' torn between 'c' and 'h': greedy reads "tce cat", still English.
+    torn = np.vstack([_frames(alphabet, [{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}]), _spell(alphabet, "e cat")])
+    assert alphabet.decode(greedy(torn[:, None, :], [len(torn)])[0][0]) == "tce cat"
+    assert choice.pick(torn) is en
+    assert alphabet.decode(choice.decode(torn)[0]) == "the cat"
+    dog = _spell(alphabet, "dog dig")
+    assert choice.pick(dog) is other and alphabet.decode(choice.decode(dog)[0]) == "dog dig"
+    choice.set_weights(0.25, 1.5)
+    assert all((s.lm_weight, s.insertion_bonus) == (0.25, 1.5) for s in choice.searches)
+
+
+def test_decoding_settings_with_several_lms_travel_with_the_model(tmp_path):
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import load_spec, save_spec
+
+    assert DecoderSpec(lm=["one.npz"]).lm == "one.npz" and DecoderSpec(lm=[]).lm is None
+    with pytest.raises(HandwriteError, match="lm must be a file name"):
+        DecoderSpec(lm=["a.npz", 3])
+    (tmp_path / "lms").mkdir()
+    lms = [str(tmp_path / "lms" / "en.npz"), str(tmp_path / "lms" / "fr.npz")]
+    saved = save_spec(tmp_path / "model.onnx", DecoderSpec(decoder="beam", lm=lms, lm_weight=0.75))
+    assert '"lm": [\n  "lms/en.npz",\n  "lms/fr.npz"\n ]' in saved.read_text(encoding="utf-8")
+    spec = load_spec(tmp_path / "model.onnx")
+    assert spec.lm == lms and spec.lm_files == lms and spec.lm_weight == 0.75
