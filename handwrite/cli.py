@@ -791,7 +791,10 @@ def lm_build(
 @lm_app.command("compile")
 @_user_errors
 def lm_compile(
-    arpa: Path = typer.Argument(..., help="ARPA character LM (plain or .gz), e.g. from `handwrite lm build`."),
+    arpa: Path = typer.Argument(
+        ...,
+        help="ARPA character LM (plain or .gz), e.g. from `handwrite lm build`, or a compiled one of an older format.",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Compiled LM to write (.npz): same model, loads about 8x faster."
     ),

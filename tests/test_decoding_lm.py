@@ -314,3 +314,22 @@ def test_decoding_settings_with_several_lms_travel_with_the_model(tmp_path):
     assert '"lm": [\n  "lms/en.npz",\n  "lms/fr.npz"\n ]' in saved.read_text(encoding="utf-8")
     spec = load_spec(tmp_path / "model.onnx")
     assert spec.lm == lms and spec.lm_files == lms and spec.lm_weight == 0.75
+
+
+def test_compiled_lms_of_the_first_format_still_load(tmp_path):
+    """Format 1 stored contexts as token strings; format 2 stores their integer keys (faster to load)."""
+    from handwrite.lm import SEP
+
+    write_arpa(tmp_path / "lm.arpa", build_arpa(["the cat sat on the mat", "a hat"], 4))
+    lm = CharLM.load(tmp_path / "lm.arpa")
+    lm.save_compiled(tmp_path / "v2.npz")
+    arrays = dict(np.load(tmp_path / "v2.npz"))
+    assert str(arrays["format"]) == "handwrite-charlm-2" and "contexts" not in arrays
+    names = [*arrays["tokens"].tolist(), "<s>"]
+    contexts = [SEP.join(lm._tokens_of(int(k), names)) for k in arrays.pop("keys")]
+    np.savez(tmp_path / "v1.npz", **arrays | {"format": np.array("handwrite-charlm-1"), "contexts": np.array(contexts)})
+    for path in ("v1.npz", "v2.npz"):
+        other = CharLM.load(tmp_path / path)
+        assert other._context_index == lm._context_index, path
+        for context in ["", "t", "the c", "zzz"]:
+            assert np.array_equal(other.log_probs(other.state(context)), lm.log_probs(lm.state(context)))
