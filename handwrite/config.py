@@ -147,6 +147,6 @@ class DecoderSpec:
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
 
     @property
-    def lm_files(self) -> list:
+    def lm_files(self) -> list[str]:
         """The LM file names, as a list (empty without an LM)."""
         return self.lm if isinstance(self.lm, list) else [] if self.lm is None else [self.lm]
