@@ -499,9 +499,13 @@ RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl")
 
 
 def _ignore_interrupts(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process, which stops at a step boundary:
-    a worker killed by the terminal's SIGINT would break the batch the last step needs."""
+    """DataLoader workers leave Ctrl-C and SIGTERM to the main process, which stops at a step
+    boundary: a worker killed by the terminal's SIGINT, or by a SIGTERM sent to the whole group
+    (a scheduler's kill, `pkill -f`), made the main process die of "DataLoader worker killed"
+    instead of saving (5 of 8 group SIGTERMs did, 2026-11-30). A worker still exits when the
+    main process tells it to, or when the main process is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _lock_run_folder(out: Path):

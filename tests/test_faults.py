@@ -115,6 +115,27 @@ def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken
     assert epochs == sorted(set(epochs)), "an epoch was logged twice"
 
 
+def test_sigterm_to_the_group_with_loader_workers_stops_cleanly(tmp_path):
+    """A scheduler's kill (SLURM's scancel, `pkill -f`) reaches the DataLoader workers too: they must
+    leave the stop to the main process, or it dies of "worker killed by signal" instead of saving."""
+    rng = random.Random(5)
+    for attempt in range(4):  # before the fix, 5 of 8 such kills broke the run
+        out = tmp_path / f"run{attempt}"
+        cmd = [*_train_cmd(out), "--workers", "1"]  # the last --workers wins
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.0))
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 130), err.decode()
+        assert b"Traceback" not in err and b"internal error" not in err
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+    assert _weights(out)[1]["epoch"] == EPOCHS
+
+
 def test_a_second_run_in_the_same_folder_is_refused_and_a_killed_runs_lock_is_not_stale(tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen(
