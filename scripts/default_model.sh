@@ -17,7 +17,8 @@
 #
 # Stage 3 (where CUDA is there; GPU_MIN=0 skips it): the same mix again from stage 2's weights on a GPU,
 # batch 32, for GPU_MIN minutes. Then character LMs (English: the English transcriptions and period
-# prose; French: the French transcriptions), decoder tuning on the real validation sets, packaging (float16 .pt and its int8 ONNX export) and the model card's figures.
+# prose; French: the French transcriptions), decoder tuning on the real validation sets, packaging
+# (float16 .pt and its int8 ONNX export) and the model card's figures.
 set -euo pipefail
 OUT=${1:-runs/default}
 SHARED=${SHARED:-../shared/data}
