@@ -359,12 +359,14 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
     # Ctrl-C and SIGTERM (a scheduler's kill, a closed terminal) stop the run with last.pt written. Inside
     # an optimizer step (forward, backward, update, counters) the signal only raises a flag, acted on
     # when the step is complete: stopping halfway would save weights, BatchNorm statistics and counters
-    # that disagree, and the resumed run would drift from an unbroken one.
-    stepping = [False]
+    # that disagree, and the resumed run would drift from an unbroken one. The same while a batch comes
+    # from a loader process: interrupted while taking over the batch's shared memory, the worker's
+    # side of the hand-over printed a traceback (EOFError in multiprocessing's resource sharer).
+    busy = [False]  # in a step, or receiving a batch
     stop_signal = [False]
 
     def on_signal(signum, frame):
-        if stepping[0]:
+        if busy[0]:
             stop_signal[0] = True
         else:
             raise KeyboardInterrupt
@@ -388,8 +390,16 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                 b.reset(len(run.sampler), f"epoch {state.epoch + 1}")
                 b.advance(state.step_in_epoch)
                 loss_sum, lines, epoch_t0 = 0.0, 0, time.monotonic()
-                for batch in run.loader:
-                    stepping[0] = True
+                busy[0] = True
+                batches = iter(run.loader)
+                while True:
+                    busy[0] = True
+                    batch = next(batches, None)
+                    busy[0] = batch is not None  # still busy: the step on it comes next
+                    if stop_signal[0]:
+                        raise KeyboardInterrupt
+                    if batch is None:
+                        break
                     loss = train_step(run.net, batch, run.optimizer, ctc, schedule.lr_at(state), cfg, run.device)
                     state.step += 1
                     state.step_in_epoch += 1
@@ -398,7 +408,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                     speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
                     b.advance(1, info=f"loss {loss_sum / lines:.3f}  {speed:.1f} lines/s")
                     state.elapsed = time.monotonic() - started
-                    stepping[0] = False
+                    busy[0] = False
                     if stop_signal[0]:
                         raise KeyboardInterrupt
                     stop_reason = _limit_reached(state, cfg, ddp)
