@@ -255,10 +255,10 @@ class CharLM:
         return out[::-1]
 
     def save_compiled(self, path: str | Path) -> None:
-        names = [*self._tokens, BOS]
         if self._base ** (self.order - 1) < 2**63:
             contexts = {"keys": np.array(list(self._context_index), dtype=np.int64)}
         else:
+            names = [*self._tokens, BOS]
             contexts = {"contexts": np.array([SEP.join(self._tokens_of(key, names)) for key in self._context_index])}
         arrays = {
             "format": np.array(COMPILED_FORMAT),

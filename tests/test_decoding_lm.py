@@ -149,15 +149,20 @@ def test_lm_beats_unigram_on_held_out_text(tmp_path):
     assert _lm(tmp_path, train, 5).perplexity(held_out) < 0.7 * _lm(tmp_path, train, 1).perplexity(held_out)
 
 
+def _frames(alphabet, dists) -> np.ndarray:
+    """Log-probability frames from one {char or 0 (blank): probability} dict per frame."""
+    lp = np.full((len(dists), len(alphabet)), -9.0)
+    for t, dist in enumerate(dists):
+        for k, p in dist.items():
+            lp[t, alphabet.encode(k)[0] if isinstance(k, str) else 0] = math.log(p)
+    return lp
+
+
 def test_lm_helps_beam_search_pick_the_likely_word(tmp_path):
     alphabet = Alphabet("aceht ")
     lm = _lm(tmp_path, ["the cat the hat the cat"] * 20, order=4)
-    ids = {c: alphabet.encode(c)[0] for c in alphabet.chars}
     # frames spell "the" but the middle frame is torn between 'h' and 'c'
-    lp = np.full((5, len(alphabet)), -9.0)
-    for t, dist in enumerate([{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}, {"e": 0.9}, {0: 0.9}]):
-        for k, p in dist.items():
-            lp[t, ids[k] if isinstance(k, str) else 0] = math.log(p)
+    lp = _frames(alphabet, [{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}, {"e": 0.9}, {0: 0.9}])
     plain = PrefixBeamSearch(alphabet, beam=8)
     with_lm = PrefixBeamSearch(alphabet, beam=8, lm_weight=1.0, lm=lm)
     assert alphabet.decode(plain.decode(lp)[0]) == "tce"
@@ -256,15 +261,6 @@ def test_compiled_lm_is_the_same_model_and_refuses_junk(tmp_path):
     np.savez(junk, x=np.zeros(3))
     with pytest.raises(HandwriteError, match="junk.npz: not an ARPA or compiled language model"):
         CharLM.load(junk)
-
-
-def _frames(alphabet, dists) -> np.ndarray:
-    """Log-probability frames from one {char or 0 (blank): probability} dict per frame."""
-    lp = np.full((len(dists), len(alphabet)), -9.0)
-    for t, dist in enumerate(dists):
-        for k, p in dist.items():
-            lp[t, alphabet.encode(k)[0] if isinstance(k, str) else 0] = math.log(p)
-    return lp
 
 
 def test_extra_chars_get_a_probability_and_distributions_still_sum_to_one(tmp_path):
