@@ -59,7 +59,7 @@ def decoding(
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
     that is not None put over them. An LM or lexicon given without a decoder implies beam search;
-    several LMs (one per language, say) are chosen between line by line (:class:`~handwrite.decoding.LMChoice`)."""
+    several LMs (one per language, say) are chosen between per document (:class:`~handwrite.decoding.LMChoice`)."""
     from .decoding import load_spec
 
     spec = load_spec(Path(model)) or DecoderSpec()

@@ -447,7 +447,6 @@ def evaluate(
     import time
 
     from .atomic import atomic_write
-    from .datasets import group_of
     from .metrics import ErrorCounts, Evaluation, analyse
     from .metrics import evaluate as run_eval
     from .progress import bar
@@ -473,7 +472,7 @@ def evaluate(
             typer.echo(_json({"model": str(m or "default"), "partial": True, **ev.summary()}, ensure_ascii=False))
             raise
         seconds = time.monotonic() - t0
-        details = analyse(ev.lines, [group_of(r.id) for r in records])
+        details = analyse(ev.lines, [r.document for r in records])
         summary = {
             "model": str(m or "default"),
             **ev.summary(),
@@ -653,7 +652,9 @@ def transcribe(
                 emit(r)
             b.advance(1)
         line_targets = iter(targets[len(pages) :])
-        for r in recognizer.iter_transcribe(lines, b.advance, positions=xml_out):
+        # Line images of one folder are taken to be one document (one LM for all of them).
+        folders = [p.parent for p in lines]
+        for r in recognizer.iter_transcribe(lines, b.advance, positions=xml_out, documents=folders):
             emit(r)
             if xml_out:
                 target = next(line_targets)

@@ -122,8 +122,8 @@ class DecoderSpec:
     """Which decoder to run and with what; what `lm tune` saves beside a model (``.decoding.json``)."""
 
     decoder: str = "greedy"  # greedy | beam
-    # One LM file, or several (one per language): each line then gets the one that finds its greedy
-    # reading most likely.
+    # One LM file, or several (one per language): each document (page, folder of lines) then gets the
+    # one that finds its greedy readings most likely.
     lm: str | list[str] | None = None
     lexicon: str | None = None
     beam: int = 16

@@ -39,6 +39,11 @@ class LineRecord:
     text: str
     id: str
 
+    @property
+    def document(self) -> str:
+        """The page (or folder) the line belongs to: see :func:`group_of`."""
+        return group_of(self.id)
+
 
 @dataclass
 class ReadReport:

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -289,35 +289,39 @@ class PrefixBeamSearch:
 
 
 class LMChoice:
-    """Beam searches that differ only in their LM (one per language, say): each line is decoded by
-    the one whose LM gives the line's greedy reading the highest probability per character.
+    """The beam searches to decode with, one per LM (one LM per language, say; one search with
+    one LM or none is the plain case): the lines of one document are all decoded by the search
+    whose LM gives their greedy readings together the highest probability.
 
-    Why the greedy reading decides: it costs one LM pass, not a beam search per LM, and at today's
-    error rates it is mostly right about the language. Measured with the shipped model (2026-11-30),
-    per-line choice between an English and a French LM picked the French one for 311 of 312
-    ``copiste-fr`` validation lines and the English one for 586 of 639 ``iam-hooker`` lines, whose
-    misread ones are mostly short names and numbers, where the two LMs differ least."""
+    Why the greedy reading decides: it costs one LM pass, not a beam search per LM. Why per
+    document rather than per line: a misread line is a poor witness of its language, a page of
+    them a good one, and a writer does not switch language line by line. Measured with the
+    shipped model (2026-11-30), line-by-line choice gave the French LM to 53 of 639 ``iam-hooker``
+    validation lines (mostly short names and numbers, where the two LMs differ least)."""
 
     def __init__(self, searches: Sequence[PrefixBeamSearch]):
         self.searches = list(searches)
 
-    def pick(self, log_probs: np.ndarray) -> PrefixBeamSearch:
-        labels = greedy(log_probs[:, None, :], [len(log_probs)])[0][0]
-        text = self.searches[0].alphabet.decode(labels)
-        return max(self.searches, key=lambda s: s.lm.score(text) / (len(text) + 1))
-
-    def decode(self, log_probs: np.ndarray) -> tuple[list[int], float]:
-        return self.pick(log_probs).decode(log_probs)
+    def choose(self, readings: Sequence[str], documents: Sequence[Hashable]) -> list[int]:
+        """Per line (its greedy reading and the document it belongs to), the index of the search
+        to decode it with."""
+        if len(self.searches) == 1:
+            return [0] * len(readings)
+        totals: dict[Hashable, np.ndarray] = {}
+        for text, doc in zip(readings, documents):
+            scores = np.array([s.lm.score(text) for s in self.searches])
+            totals[doc] = totals.get(doc, 0) + scores
+        best = {doc: int(np.argmax(t)) for doc, t in totals.items()}
+        return [best[doc] for doc in documents]
 
     def set_weights(self, lm_weight: float, insertion_bonus: float) -> None:
         for search in self.searches:
             search.set_weights(lm_weight, insertion_bonus)
 
 
-def build_search(spec: DecoderSpec, alphabet: Alphabet) -> PrefixBeamSearch | LMChoice | None:
-    """The beam search a spec describes (an :class:`LMChoice` with several LMs), or None for greedy
-    decoding. Files are read here, so a spec can travel to worker processes and each builds its own
-    search there."""
+def build_search(spec: DecoderSpec, alphabet: Alphabet) -> LMChoice | None:
+    """The beam searches a spec describes (one per LM), or None for greedy decoding. Files are
+    read here, so a spec can travel to worker processes and each builds its own searches there."""
     if spec.decoder == "greedy":
         return None
     from .lm import CharLM
@@ -336,7 +340,7 @@ def build_search(spec: DecoderSpec, alphabet: Alphabet) -> PrefixBeamSearch | LM
         )
         for lm in [CharLM.load(f) for f in spec.lm_files] or [None]
     ]
-    return searches[0] if len(searches) == 1 else LMChoice(searches)
+    return LMChoice(searches)
 
 
 def _read_words(path: Path) -> list[str]:
@@ -404,22 +408,27 @@ def tune_decoder(
     # In chunks, so that only the frames (not every decoded image) are held at once.
     from .recognize import STREAM_CHUNK
 
-    frames = {}
-    for start in range(0, len(records), STREAM_CHUNK):
-        _, part = recognizer.frames([r.image for r in records[start : start + STREAM_CHUNK]])
-        frames.update({start + k: v for k, v in part.items()})
     alphabet = recognizer.alphabet
+    search = build_search(replace(base, decoder="beam"), alphabet)
+    frames, which = {}, {}
+    for start in range(0, len(records), STREAM_CHUNK):
+        chunk = records[start : start + STREAM_CHUNK]
+        _, part = recognizer.frames([r.image for r in chunk])
+        frames.update({start + k: v for k, v in part.items()})
+        # The LM of each page or folder, chosen chunk by chunk as evaluation does (weights do not change it).
+        readings = [alphabet.decode(labels) for _, labels in part.values()]
+        which.update(zip([start + k for k in part], search.choose(readings, [chunk[k].document for k in part])))
     counts = ErrorCounts()
     for k, rec in enumerate(records):
         counts.add(rec.text, alphabet.decode(frames[k][1]) if k in frames else "")
     rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
-    search = build_search(replace(base, decoder="beam"), alphabet)
     for w in weights:
         for bonus in bonuses:
             search.set_weights(w, bonus)
             counts = ErrorCounts()
             for k, rec in enumerate(records):
-                counts.add(rec.text, alphabet.decode(search.decode(frames[k][0])[0]) if k in frames else "")
+                hyp = search.searches[which[k]].decode(frames[k][0])[0] if k in frames else []
+                counts.add(rec.text, alphabet.decode(hyp))
             rows.append(
                 {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
             )

@@ -102,7 +102,8 @@ def evaluate(recognizer, records: Sequence[LineRecord], progress=None, into: Eva
     ``into`` is filled line by line as results come, so a caller still holds the
     figures of the lines done if something fails part-way.
     """
-    results = recognizer.iter_transcribe([r.image for r in records], progress)  # chunked: bounded memory
+    # Chunked (bounded memory); each page or folder of lines is one document to choose an LM for.
+    results = recognizer.iter_transcribe([r.image for r in records], progress, documents=[r.document for r in records])
     ev = into if into is not None else Evaluation(ErrorCounts(), [])
     for rec, res in zip(records, results):
         for c in rec.text:

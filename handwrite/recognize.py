@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,27 +121,38 @@ class Recognizer:
         progress: Callable[[int], None] | None = None,
         positions: bool = False,
         chunk: int | None = None,
+        documents: Sequence[Hashable] | None = None,
     ) -> Iterator[Transcription]:
         """:meth:`transcribe`, yielding results in order, ``chunk`` lines at a time (default
         ``STREAM_CHUNK``): memory stays bounded however many lines there are, and results come
-        out before the last line is read."""
+        out before the last line is read. A document's lines in different chunks choose their
+        LM chunk by chunk."""
         chunk = chunk or STREAM_CHUNK
         for start in range(0, len(paths), chunk):
-            yield from self.transcribe(paths[start : start + chunk], progress, positions)
+            part = slice(start, start + chunk)
+            yield from self.transcribe(paths[part], progress, positions, documents[part] if documents else None)
 
     def transcribe(
-        self, paths: Sequence, progress: Callable[[int], None] | None = None, positions: bool = False
+        self,
+        paths: Sequence,
+        progress: Callable[[int], None] | None = None,
+        positions: bool = False,
+        documents: Sequence[Hashable] | None = None,
     ) -> list[Transcription]:
         """One result per line image (a file, a page crop, a PIL image or an array), in order;
         unreadable images get ``error`` and do not stop the rest. ``positions`` also aligns each
-        text to its image (``glyphs``)."""
+        text to its image (``glyphs``). With several LMs, the lines of one document (``documents``:
+        a key per line, e.g. its page; default: all lines are one document) are decoded with the
+        same LM (:class:`~handwrite.decoding.LMChoice`)."""
         advance = progress or (lambda n: None)
         results, frames = self.frames(paths, advance, count_done=self.search is None)
         keys = list(frames)
         if self.search is None:
             decoded = [frames[k][1] for k in keys]
         else:
-            decoded = list(self._beam([frames[k][0] for k in keys], advance))
+            docs = documents if documents is not None else [None] * len(paths)
+            which = self.search.choose([self.alphabet.decode(frames[k][1]) for k in keys], [docs[k] for k in keys])
+            decoded = list(self._beam([(frames[k][0], w) for k, w in zip(keys, which)], advance))
         for k, labels in zip(keys, decoded):
             results[k].text = self.alphabet.decode(labels)
             if positions:
@@ -201,16 +212,17 @@ class Recognizer:
             for c, (a, _, conf), end in zip(labels, spans, ends)
         ]
 
-    def _beam(self, frames: list[np.ndarray], advance) -> Iterator[list[int]]:
-        if self.workers <= 1 or len(frames) < 4 * self.workers:
-            for lp in frames:
-                yield self.search.decode(lp)[0]
+    def _beam(self, lines: list[tuple[np.ndarray, int]], advance) -> Iterator[list[int]]:
+        """Beam-search labels of each (frame log-probabilities, index of the search to use)."""
+        if self.workers <= 1 or len(lines) < 4 * self.workers:
+            for lp, which in lines:
+                yield self.search.searches[which].decode(lp)[0]
                 advance(1)
             return
         with ProcessPoolExecutor(
             self.workers, initializer=_start_worker, initargs=(self.spec, self.alphabet.chars)
         ) as pool:
-            for labels in pool.map(_decode_in_worker, frames, chunksize=4):
+            for labels in pool.map(_decode_in_worker, lines, chunksize=4):
                 yield labels
                 advance(1)
 
@@ -223,8 +235,9 @@ def _start_worker(spec: DecoderSpec, chars: list[str]) -> None:
     _worker_search = build_search(spec, Alphabet(chars))
 
 
-def _decode_in_worker(log_probs: np.ndarray) -> list[int]:
-    return _worker_search.decode(log_probs)[0]
+def _decode_in_worker(line: tuple[np.ndarray, int]) -> list[int]:
+    log_probs, which = line
+    return _worker_search.searches[which].decode(log_probs)[0]
 
 
 @dataclass

@@ -104,7 +104,7 @@ fi
 # ---- Package, LM, decoding, figures ------------------------------------------------------------
 REAL_TRAIN=("${REAL[@]}" "$R/poilus" "$R/mss19" "$R/timeus" "$R/peraire")
 $PY scripts/package_model.py "$SHIP" "$MODEL_DIR/model.pt"
-# One character LM per language, chosen line by line (handwrite.decoding.LMChoice): English = the
+# One character LM per language, chosen per document (handwrite.decoding.LMChoice): English = the
 # iam-hooker transcriptions + 1 line in 4 of period English prose (scripts/fetch_lm_text.sh), French =
 # every French training transcription. --alphabet-of lets each LM score the other language's letters.
 # The ARPA files stay in OUT (for other toolkits); the model folder ships the compiled ones.

@@ -274,9 +274,9 @@ def test_extra_chars_get_a_probability_and_distributions_still_sum_to_one(tmp_pa
     PrefixBeamSearch(Alphabet("abcéz "), lm_weight=1, lm=lm)  # covers the model now: no error
 
 
-def test_lm_choice_decodes_each_line_with_the_lm_that_reads_it_best(tmp_path):
+def test_lm_choice_decodes_each_document_with_the_lm_that_reads_it_best(tmp_path):
     from handwrite.config import DecoderSpec
-    from handwrite.decoding import LMChoice, build_search
+    from handwrite.decoding import build_search
 
     alphabet = Alphabet("acdeghiot ")
     paths = []
@@ -284,17 +284,28 @@ def test_lm_choice_decodes_each_line_with_the_lm_that_reads_it_best(tmp_path):
         paths.append(tmp_path / f"{name}.arpa")
         write_arpa(paths[-1], build_arpa([text] * 20, 4, chars=alphabet.chars))
     choice = build_search(DecoderSpec(decoder="beam", lm=[str(p) for p in paths], lm_weight=1.0), alphabet)
-    assert isinstance(choice, LMChoice) and len(choice.searches) == 2
+    assert len(choice.searches) == 2
     en, other = choice.searches
     # "the cat" with the 'h' torn between 'c' and 'h': greedy reads "tce cat", still English.
     torn = np.vstack([_frames(alphabet, [{"t": 0.9}, {"c": 0.5, "h": 0.45}, {0: 0.9}]), _spell(alphabet, "e cat")])
     assert alphabet.decode(greedy(torn[:, None, :], [len(torn)])[0][0]) == "tce cat"
-    assert choice.pick(torn) is en
-    assert alphabet.decode(choice.decode(torn)[0]) == "the cat"
-    dog = _spell(alphabet, "dog dig")
-    assert choice.pick(dog) is other and alphabet.decode(choice.decode(dog)[0]) == "dog dig"
+    assert choice.choose(["tce cat"], [0]) == [0]
+    assert alphabet.decode(en.decode(torn)[0]) == "the cat"
+    assert choice.choose(["dog dig"], [0]) == [1]
+    # Together, the lines of one document share the LM that reads all of them best; "dog" alone
+    # would have gone to the other LM, and a second document chooses on its own.
+    assert choice.choose(["the cat the hat", "dog", "dig god"], ["p1", "p1", "p2"]) == [0, 0, 1]
     choice.set_weights(0.25, 1.5)
     assert all((s.lm_weight, s.insertion_bonus) == (0.25, 1.5) for s in choice.searches)
+
+
+def test_one_search_needs_no_choice():
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import build_search
+
+    search = build_search(DecoderSpec(decoder="beam"), Alphabet("ab"))
+    assert len(search.searches) == 1 and search.choose(["a", "b"], [1, 2]) == [0, 0]
+    assert build_search(DecoderSpec(decoder="greedy"), Alphabet("ab")) is None
 
 
 def test_decoding_settings_with_several_lms_travel_with_the_model(tmp_path):
