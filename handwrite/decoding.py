@@ -94,7 +94,7 @@ def align(log_probs: np.ndarray, labels: list[int]) -> list[tuple[int, int, floa
     path = [0] * T
     for t in range(T - 1, -1, -1):
         path[t] = s
-        s -= back[t, s]
+        s -= int(back[t, s])  # an int8 would take s with it: NumPy 2 overflows at 128 (lines of 64+ characters)
     spans: list[list] = [[None, None, 0.0] for _ in labels]
     for t, s in enumerate(path):
         if s % 2 == 1:

@@ -340,3 +340,14 @@ def test_compiled_lms_of_the_first_format_still_load(tmp_path):
         assert other._context_index == lm._context_index, path
         for context in ["", "t", "the c", "zzz"]:
             assert np.array_equal(other.log_probs(other.state(context)), lm.log_probs(lm.state(context)))
+            assert np.array_equal(other.log_probs(other.state(context)), lm.log_probs(lm.state(context)))
+
+
+def test_alignment_places_every_character_of_a_long_line():
+    from handwrite.decoding import align
+
+    alphabet = Alphabet("abc ")
+    text = "abc " * 40  # 160 characters: the path runs through states past int8's range
+    spans = align(_spell(alphabet, text), alphabet.encode(text))
+    assert [first for first, _, _ in spans] == list(range(0, 2 * len(text), 2))
+    assert all(last == first and conf > 0.9 for first, last, conf in spans)
