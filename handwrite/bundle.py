@@ -56,6 +56,7 @@ def decoding(
     lm_weight: float | None = None,
     insertion_bonus: float | None = None,
     oov_penalty: float | None = None,
+    max_density: float | None = None,
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
     that is not None put over them. An LM or lexicon given without a decoder implies beam search;
@@ -70,6 +71,7 @@ def decoding(
         "lm_weight": lm_weight,
         "insertion_bonus": insertion_bonus,
         "oov_penalty": oov_penalty,
+        "max_density": max_density,
     }
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})
     if decoder is not None:

@@ -208,7 +208,7 @@ LmOpt = typer.Option(
     None,
     "--lm",
     help="Character n-gram LM (from `handwrite lm build`); implies --decoder beam. Repeat it for one LM per "
-    "language: each line gets the one that finds its greedy reading most likely.",
+    "language: each document (page, folder of lines) gets the one that finds its lines' greedy readings most likely.",
 )
 LexiconOpt = typer.Option(
     None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty."
@@ -217,6 +217,12 @@ BeamOpt = typer.Option(None, "--beam", help=f"Beam width (default {_SPEC.beam}, 
 LmWeightOpt = typer.Option(None, "--lm-weight", help=f"LM weight alpha (default {_SPEC.lm_weight}).")
 BonusOpt = typer.Option(None, "--insertion-bonus", help=f"Per-character bonus beta (default {_SPEC.insertion_bonus}).")
 OovOpt = typer.Option(None, "--oov-penalty", help="Allow words outside the lexicon at this log-penalty each.")
+DensityOpt = typer.Option(
+    None,
+    "--max-density",
+    help="Read again, stretched, the lines whose greedy reading has more characters per output frame than "
+    "this (0: read each line once; default: the model's saved settings, else 0).",
+)
 WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
 
 
@@ -230,7 +236,7 @@ ModelOpt = typer.Option(
 
 
 def _load_recognizer(
-    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, max_density
 ):
     """The model bundle with its saved decoding under the flags: what eval and transcribe share
     (the same handwrite.load a Python caller uses)."""
@@ -247,8 +253,9 @@ def _load_recognizer(
         lexicon=lexicon,
         beam=beam,
         lm_weight=lm_weight,
-        insertion_bonus=insertion_bonus,
-        oov_penalty=oov_penalty,
+        insertion_bonus=bonus,
+        oov_penalty=oov,
+        max_density=max_density,
     )
     return recognizer.spec, recognizer
 
@@ -433,8 +440,9 @@ def evaluate(
     lexicon: Optional[Path] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
-    insertion_bonus: Optional[float] = BonusOpt,
-    oov_penalty: Optional[float] = OovOpt,
+    bonus: Optional[float] = BonusOpt,
+    oov: Optional[float] = OovOpt,
+    density: Optional[float] = DensityOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -460,7 +468,7 @@ def evaluate(
     rows, failed = [], 0
     for m in models:
         spec, recognizer = _load_recognizer(
-            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density
         )
         t0 = time.monotonic()
         ev = Evaluation(ErrorCounts(), [])
@@ -566,8 +574,9 @@ def transcribe(
     lexicon: Optional[Path] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
-    insertion_bonus: Optional[float] = BonusOpt,
-    oov_penalty: Optional[float] = OovOpt,
+    bonus: Optional[float] = BonusOpt,
+    oov: Optional[float] = OovOpt,
+    density: Optional[float] = DensityOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -609,7 +618,7 @@ def transcribe(
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
         _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
     spec, recognizer = _load_recognizer(
-        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, insertion_bonus, oov_penalty
+        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density
     )
     rows: list[str] = []
     counts = {"lines": 0, "failed": 0}
@@ -848,6 +857,7 @@ def lm_tune(
     lexicon: Optional[Path] = LexiconOpt,
     oov_penalty: Optional[float] = OovOpt,
     beam: int = typer.Option(16, "--beam"),
+    max_density: Optional[float] = DensityOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
     save: bool = typer.Option(
@@ -858,7 +868,7 @@ def lm_tune(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
-    from .bundle import load, model_path
+    from .bundle import decoding, load, model_path
     from .decoding import best_setting, save_spec, tune_decoder
     from .progress import bar
 
@@ -867,15 +877,17 @@ def lm_tune(
         grid_b = [float(x) for x in bonuses.split(",")]
     except ValueError:
         _fail("--weights and --bonuses take comma-separated numbers")
+    model = model_path(model)
     base = DecoderSpec(
         decoder="beam",
         lm=[str(f) for f in lm],
         lexicon=str(lexicon) if lexicon else None,
         beam=beam,
         oov_penalty=oov_penalty,
+        max_density=decoding(model, max_density=max_density).max_density,  # how the lines are read is kept
     )
-    model = model_path(model)
-    recognizer = load(model, threads=threads, spec=DecoderSpec())  # the network only: tuning runs its own searches
+    # The network only (greedy): tuning runs its own searches.
+    recognizer = load(model, threads=threads, spec=DecoderSpec(max_density=base.max_density))
     records, _ = _read_data(data, fmt, split)
     with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)

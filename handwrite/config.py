@@ -131,6 +131,10 @@ class DecoderSpec:
     insertion_bonus: float = 0.0  # beta: added per character, offsets the LM's bias to short outputs
     prune: float = 1e-3  # characters below this probability in a frame are not tried there
     oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
+    # A line whose greedy reading has more characters per output frame than this is stretched along
+    # the line to this density and read again (0: each line is read once). Dense writing leaves CTC
+    # too few frames per character; the shipped model's setting is measured in its model card.
+    max_density: float = 0.0
 
     def __post_init__(self):
         if self.decoder not in ("greedy", "beam"):
@@ -145,6 +149,7 @@ class DecoderSpec:
         check_number("insertion_bonus", self.insertion_bonus, -100, 100)
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
+        check_number("max_density", self.max_density, 0, 10)
 
     @property
     def lm_files(self) -> list[str]:

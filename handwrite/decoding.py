@@ -288,10 +288,19 @@ class PrefixBeamSearch:
         return None if self.oov_penalty is None else -self.oov_penalty
 
 
+# Nats per character by which a line's own greedy reading must prefer another LM to its document's
+# to be decoded with it. Measured with the shipped model and LMs (2026-11-30), the English-minus-French
+# margin per character: iam-hooker validation lines, 1st percentile -0.84; French validation sets,
+# 99th percentiles +0.08 to +0.24; the 8 French lines among the 24 English ones of data/samples, -0.93
+# to -2.43. 0.5, 0.75 and 1.0 all left the sets of one language within 0.1 point of no switching.
+SWITCH_MARGIN = 0.75
+
+
 class LMChoice:
     """The beam searches to decode with, one per LM (one LM per language, say; one search with
-    one LM or none is the plain case): the lines of one document are all decoded by the search
-    whose LM gives their greedy readings together the highest probability.
+    one LM or none is the plain case): the lines of one document are decoded by the search whose
+    LM gives their greedy readings together the highest probability, but for a line that another
+    LM reads far better on its own (``SWITCH_MARGIN``).
 
     Why the greedy reading decides: it costs one LM pass, not a beam search per LM. Why per
     document rather than per line: a misread line is a poor witness of its language, a page of
@@ -304,15 +313,20 @@ class LMChoice:
 
     def choose(self, readings: Sequence[str], documents: Sequence[Hashable]) -> list[int]:
         """Per line (its greedy reading and the document it belongs to), the index of the search
-        to decode it with."""
+        to decode it with: its document's, unless the line's own reading is more likely under
+        another LM by more than ``SWITCH_MARGIN`` per character (a French line in a folder of
+        English ones)."""
         if len(self.searches) == 1:
             return [0] * len(readings)
+        scores = np.array([[s.lm.score(text) for s in self.searches] for text in readings])
         totals: dict[Hashable, np.ndarray] = {}
-        for text, doc in zip(readings, documents):
-            scores = np.array([s.lm.score(text) for s in self.searches])
-            totals[doc] = totals.get(doc, 0) + scores
-        best = {doc: int(np.argmax(t)) for doc, t in totals.items()}
-        return [best[doc] for doc in documents]
+        for row, doc in zip(scores, documents):
+            totals[doc] = totals.get(doc, 0) + row
+        chosen = []
+        for text, row, doc in zip(readings, scores, documents):
+            mine, theirs = int(np.argmax(row)), int(np.argmax(totals[doc]))
+            chosen.append(mine if (row[mine] - row[theirs]) / (len(text) + 1) > SWITCH_MARGIN else theirs)
+        return chosen
 
     def set_weights(self, lm_weight: float, insertion_bonus: float) -> None:
         for search in self.searches:
@@ -416,18 +430,18 @@ def tune_decoder(
         _, part = recognizer.frames([r.image for r in chunk])
         frames.update({start + k: v for k, v in part.items()})
         # The LM of each page or folder, chosen chunk by chunk as evaluation does (weights do not change it).
-        readings = [alphabet.decode(labels) for _, labels in part.values()]
+        readings = [alphabet.decode(f.labels) for f in part.values()]
         which.update(zip([start + k for k in part], search.choose(readings, [chunk[k].document for k in part])))
     counts = ErrorCounts()
     for k, rec in enumerate(records):
-        counts.add(rec.text, alphabet.decode(frames[k][1]) if k in frames else "")
+        counts.add(rec.text, alphabet.decode(frames[k].labels) if k in frames else "")
     rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
     for w in weights:
         for bonus in bonuses:
             search.set_weights(w, bonus)
             counts = ErrorCounts()
             for k, rec in enumerate(records):
-                hyp = search.searches[which[k]].decode(frames[k][0])[0] if k in frames else []
+                hyp = search.searches[which[k]].decode(frames[k].log_probs)[0] if k in frames else []
                 counts.add(rec.text, alphabet.decode(hyp))
             rows.append(
                 {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
@@ -444,5 +458,5 @@ def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, Decoder
     """
     best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
     if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
-        return rows[0], DecoderSpec(decoder="greedy")
+        return rows[0], DecoderSpec(decoder="greedy", max_density=base.max_density)
     return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])

@@ -119,7 +119,11 @@ done
 # text it was built from; half the lines keep the grid's beam searches to minutes). The 2026-11-30 run
 # searched alpha 0.35/0.5/0.75/1.0 with beta 1.0/1.5/2.5 (--no-save); this saves the best.
 (head -1 "$OUT/mix-val.tsv"; tail -n +2 "$OUT/mix-val.tsv" | grep -v synth-heldout | awk 'NR%2==1') > "$OUT/mix-val-real-half.tsv"
-$HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split validation \
+# Lines denser than the training lines' median (characters per output frame, rounded to 0.05; 0.443 on
+# 4,000 lines of the 2026-11-29 mix) are read again, stretched to it: see the model card.
+DENSITY=$($PY scripts/line_density.py "$MODEL_DIR/model.pt" "$OUT/mix-train.tsv:train" --sample 4000 |
+    $PY -c "import json, sys; print(round(json.loads(sys.stdin.readline())['median'] * 20) / 20)")
+$HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split validation --max-density "$DENSITY" \
     --lm "$MODEL_DIR/en-6gram.npz" --lm "$MODEL_DIR/fr-6gram.npz" --weights 0.35,0.5,0.75,1.0 --bonuses 1.0,1.5,2.5 -q
 # The default is the int8 ONNX export (no torch at run time); model.pt stays for fine-tuning (--init).
 $HW export "$MODEL_DIR/model.pt" --format onnx --quantize -o "$MODEL_DIR/model.onnx"

@@ -127,3 +127,45 @@ def test_network_calls_hold_at_most_a_batch_of_lines_and_columns(trained, monkey
     for n, _, _, width in calls:
         assert n <= 4 and (n == 1 or n * width <= 600)
     assert any(n == 1 for n, *_ in calls)  # the widest lines go alone
+
+
+class _OneCharPerFrame:
+    """A stand-in network that reads 'ab' alternately, one character in every frame (8 columns):
+    as dense as CTC allows, whatever the line."""
+
+    def __init__(self):
+        from handwrite.config import ModelConfig
+
+        self.cfg, self.widths = ModelConfig(), []
+
+    def run(self, images, widths):
+        self.widths += widths.tolist()
+        frames = images.shape[-1] // 8
+        log_probs = np.full((frames, len(widths), 3), -20.0, np.float32)
+        log_probs[np.arange(frames), :, 1 + np.arange(frames) % 2] = 0.0
+        return log_probs, widths // 8
+
+
+def test_lines_denser_than_max_density_are_read_again_stretched():
+    from handwrite import DecoderSpec, Recognizer
+    from handwrite.codec import Alphabet
+
+    net = _OneCharPerFrame()
+    line = np.full((64, 400), 255, np.uint8)
+    line[20:40, 10:390:6] = 0
+    plain = Recognizer(net, Alphabet("ab"), decoder=DecoderSpec())
+    assert net.widths == [] and plain.read(line).text == "ab" * 25 and net.widths == [400]
+
+    net.widths = []
+    rec = Recognizer(net, Alphabet("ab"), decoder=DecoderSpec(max_density=0.5))
+    result = rec.read(line)
+    # 50 characters in 50 frames: 1 per frame, so read again twice as wide (100 frames, 100 characters).
+    assert net.widths == [400, 800] and len(result.text) == 100
+    # Glyph positions are still the image's own pixels.
+    assert all(0 <= g.x0 < g.x1 <= 400 for g in result.glyphs) and result.glyphs[-1].x1 > 390
+    for limit, widths in ((0.25, [400, 800]), (1.0, [400])):  # at most twice as wide; not denser: read once
+        net.widths = []
+        Recognizer(net, Alphabet("ab"), decoder=DecoderSpec(max_density=limit)).read(line)
+        assert net.widths == widths
+    with pytest.raises(handwrite.HandwriteError, match="max_density"):
+        DecoderSpec(max_density=-1)

@@ -188,14 +188,19 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     r = runner.invoke(app, ["eval", *base, "--lm", str(fr), "--json", "-q"])
     assert r.exit_code == 0, r.output  # without --alphabet-of: "does not cover" (test above)
     r = runner.invoke(
-        app, ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5", "--bonuses", "1", "-q"]
+        app,
+        ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5", "--bonuses", "1", "-q"]
+        + ["--max-density", "0.3"],
     )
     assert r.exit_code == 0, r.output
-    assert load_spec(model).lm == [str(en), str(fr)]
+    assert load_spec(model).lm == [str(en), str(fr)] and load_spec(model).max_density == 0.3
     r = runner.invoke(app, ["eval", *base, "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
     assert summary["decoder"] == "beam" and summary["cer"] <= 0.05
+    # Tuning again keeps how the lines are read unless told otherwise.
+    r = runner.invoke(app, ["lm", "tune", *base, "--lm", str(en), "--weights", "0.5", "--bonuses", "1", "-q"])
+    assert r.exit_code == 0 and load_spec(model).max_density == 0.3, r.output
 
 
 def test_lm_perplexity_is_lower_on_the_text_the_lm_knows(tmp_path):

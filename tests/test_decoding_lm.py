@@ -292,9 +292,11 @@ def test_lm_choice_decodes_each_document_with_the_lm_that_reads_it_best(tmp_path
     assert choice.choose(["tce cat"], [0]) == [0]
     assert alphabet.decode(en.decode(torn)[0]) == "the cat"
     assert choice.choose(["dog dig"], [0]) == [1]
-    # Together, the lines of one document share the LM that reads all of them best; "dog" alone
-    # would have gone to the other LM, and a second document chooses on its own.
-    assert choice.choose(["the cat the hat", "dog", "dig god"], ["p1", "p1", "p2"]) == [0, 0, 1]
+    # The lines of a document share the LM that reads all of them best: "tog", a little likelier
+    # under the other LM (0.6 nats a character), stays with its English page; "dog", far likelier
+    # (4.3), is decoded with the other LM, and a second document chooses on its own.
+    assert choice.choose(["tog"], [0]) == [1]
+    assert choice.choose(["the cat the hat", "tog", "dog", "dig god"], ["p1", "p1", "p1", "p2"]) == [0, 0, 1, 1]
     choice.set_weights(0.25, 1.5)
     assert all((s.lm_weight, s.insertion_bonus) == (0.25, 1.5) for s in choice.searches)
 
@@ -339,7 +341,6 @@ def test_compiled_lms_of_the_first_format_still_load(tmp_path):
         other = CharLM.load(tmp_path / path)
         assert other._context_index == lm._context_index, path
         for context in ["", "t", "the c", "zzz"]:
-            assert np.array_equal(other.log_probs(other.state(context)), lm.log_probs(lm.state(context)))
             assert np.array_equal(other.log_probs(other.state(context)), lm.log_probs(lm.state(context)))
 
 
