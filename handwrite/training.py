@@ -33,8 +33,9 @@ from . import checkpoint
 from .atomic import atomic_write
 from .batching import LineDataset, WidthBatchSampler, collate, shared_files
 from .codec import Alphabet
-from .config import ModelConfig, TrainConfig
+from .config import DecoderSpec, ModelConfig, TrainConfig
 from .datasets import LineRecord
+from .decoding import load_spec, save_spec
 from .devices import resolve_device
 from .errors import HandwriteError
 from .metrics import evaluate
@@ -308,7 +309,25 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
     out.mkdir(parents=True, exist_ok=True)
     if saved is not None and ddp.main:
         _drop_records_after(out / "metrics.jsonl", state)
+    if init is not None and ddp.main:
+        _inherit_decoding(Path(cfg.init_from), out / "best.pt", alphabet.chars[len(init["alphabet"]) :], log)
     return _Run(ddp, out, cfg, state, alphabet, model, shortcut, net, optimizer, sampler, loader, dev)
+
+
+def _inherit_decoding(init_model: Path, best: Path, new_chars: list[str], log) -> None:
+    """Fine-tuning keeps the decoding settings of the model it started from (its LMs, their weights,
+    ``max_density``) for ``best.pt``, so that an adapted model reads the way the one it came from did.
+    An LM cannot score characters that model did not have: with new ones, only ``max_density`` is kept."""
+    spec = load_spec(init_model)
+    if spec is None:
+        return
+    if new_chars and spec.lm_files:
+        spec = DecoderSpec(max_density=spec.max_density)
+        log(
+            f"note: the LM of {init_model} does not know the new characters {''.join(new_chars)!r}: best.pt decodes "
+            "greedily (build an LM with `lm build --alphabet-of best.pt` and `lm tune` it)"
+        )
+    save_spec(best, spec)
 
 
 def training_set(

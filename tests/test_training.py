@@ -344,3 +344,38 @@ def test_average_refuses_different_networks(trained, tmp_path):
     alone = runner.invoke(app, ["average", str(best), "-o", str(tmp_path / "avg.pt")])
     assert alone.exit_code != 0 and "at least two" in alone.output
     assert not (tmp_path / "avg.pt").exists()
+
+
+def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp_path):
+    """An adapted model reads the way the one it came from did (LM, weights, max_density); when
+    the new lines bring characters that LM cannot score, it keeps only how lines are read."""
+    import shutil
+    from pathlib import Path
+
+    from conftest import COPISTE_MINI
+
+    from handwrite.config import DecoderSpec, TrainConfig
+    from handwrite.datasets import load_dataset
+    from handwrite.decoding import load_spec, save_spec
+    from handwrite.lm import build_arpa, write_arpa
+    from handwrite.training import train
+
+    start = tmp_path / "start" / "model.pt"
+    start.parent.mkdir()
+    shutil.copy(trained[0] / "best.pt", start)
+    lm = tmp_path / "start" / "lm.arpa"
+    english = load_dataset(IAM_MINI, split="train")
+    write_arpa(lm, build_arpa([r.text for r in english], 3))
+    save_spec(start, DecoderSpec(decoder="beam", lm=str(lm), lm_weight=0.7, max_density=0.4))
+    cfg = dict(max_steps=1, lr=1e-9, augment=False, workers=0, init_from=str(start))
+
+    logs = []
+    train(english, english, tmp_path / "same", cfg=TrainConfig(**cfg), show_progress=False, log=logs.append)
+    spec = load_spec(tmp_path / "same" / "best.pt")
+    assert (spec.decoder, spec.lm_weight, spec.max_density) == ("beam", 0.7, 0.4)
+    assert Path(spec.lm).resolve() == lm.resolve() and not any("note:" in m for m in logs)
+
+    french = load_dataset(COPISTE_MINI, split="train")
+    train(english + french, english, tmp_path / "new", cfg=TrainConfig(**cfg), show_progress=False, log=logs.append)
+    assert load_spec(tmp_path / "new" / "best.pt") == DecoderSpec(max_density=0.4)
+    assert any("does not know the new characters" in m and "é" in m for m in logs)
