@@ -32,6 +32,7 @@ _API = {
     "ErrorCounts": "metrics",
     "cer": "metrics",
     "train": "training",
+    "adapt": "training",
     "load_dataset": "datasets",
     "LineRecord": "datasets",
     "ModelConfig": "config",

@@ -18,7 +18,16 @@ from typing import Optional
 
 import typer
 
-from .config import DEFAULT_GEOMETRY, GEOMETRIES, INFERENCE_BATCH, MAX_BEAM, DecoderSpec, ModelConfig, TrainConfig
+from .config import (
+    ADAPT_STEPS,
+    DEFAULT_GEOMETRY,
+    GEOMETRIES,
+    INFERENCE_BATCH,
+    MAX_BEAM,
+    DecoderSpec,
+    ModelConfig,
+    TrainConfig,
+)
 from .errors import (
     EXIT_INPUT,
     EXIT_INTERNAL,
@@ -406,6 +415,47 @@ def train(
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary, not one per process
         typer.echo(_json(result))
+
+
+@app.command()
+@_user_errors
+def adapt(
+    data: list[Path] = typer.Argument(
+        ..., help="Corrected lines of your hand, in any layout `train` reads; several are joined."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt (the adapted model) and the run."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", show_default="the shipped model's model.pt", help="Model to adapt (.pt)."
+    ),
+    split: Optional[str] = typer.Option(None, "--split", help="Split name or list file selecting the lines."),
+    fmt: Format = FormatOpt,
+    geometry: Geometry = GeometryOpt,
+    steps: int = typer.Option(ADAPT_STEPS, "--steps", help="Training steps (batch 8); 4-6 CPU-minutes at the default."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available)."),
+    threads: int = ThreadsOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
+):
+    """Fine-tune a model on a few corrected lines of one hand (16 to a few hundred): the measured recipe
+    of the README's "Adapting the model to your hand". Transcribe with `-m OUT/best.pt` afterwards."""
+    from . import training
+
+    _threads(threads)
+    if out.exists() and not out.is_dir():
+        _fail(f"{out}: not a folder (the run's files go into --out DIR)")
+    check_number("steps", steps, 1, None, integer=True)
+    records, _ = _read_data(data, fmt, split, False, geometry)
+    result = training.adapt(
+        records,
+        out,
+        model,
+        steps,
+        resume=resume,
+        show_progress=not quiet,
+        log=(lambda m: None) if quiet else _log,
+        device=device,
+    )
+    typer.echo(_json(result))
 
 
 @app.command("eval")

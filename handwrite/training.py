@@ -33,7 +33,7 @@ from . import checkpoint
 from .atomic import atomic_write
 from .batching import LineDataset, WidthBatchSampler, collate, shared_files
 from .codec import Alphabet
-from .config import DecoderSpec, ModelConfig, TrainConfig
+from .config import ADAPT_LR, ADAPT_STEPS, ADAPT_WARMUP, DecoderSpec, ModelConfig, TrainConfig
 from .datasets import LineRecord
 from .decoding import load_spec, save_spec
 from .devices import resolve_device
@@ -188,6 +188,39 @@ def train(
                 path.unlink(missing_ok=True)
         if lock is not None:
             lock.close()
+
+
+def adapt(
+    records: Sequence[LineRecord],
+    out_dir: str | Path,
+    model: str | Path | None = None,
+    steps: int = ADAPT_STEPS,
+    resume: bool = False,
+    show_progress: bool = True,
+    log=print,
+    device: str = "cpu",
+) -> dict:
+    """Fine-tune ``model`` (a ``.pt`` checkpoint; default: the shipped model's) on a few corrected
+    lines of one hand: learning rate ``ADAPT_LR`` after ``ADAPT_WARMUP`` warm-up steps, ``steps``
+    steps of batch 8 with augmentation, validated on the same lines (too few to spare some), so
+    ``best.pt`` is the model that fits them best; it keeps the starting model's decoding settings.
+    Returns the final metrics record, as :func:`train` does."""
+    from .bundle import default_model
+
+    start = Path(model) if model is not None else default_model().with_name("model.pt")
+    if start.suffix == ".onnx":
+        raise HandwriteError(f"{start}: an ONNX export cannot be trained; adapt its PyTorch checkpoint (.pt)")
+    if not start.is_file():
+        raise HandwriteError(f"{start}: model file not found")
+    cfg = TrainConfig(
+        init_from=str(start),
+        lr=ADAPT_LR,
+        warmup_steps=ADAPT_WARMUP,
+        max_steps=steps,
+        epochs=1_000_000,  # the step budget ends it
+        patience=1_000_000,
+    )
+    return train(records, records, out_dir, cfg=cfg, resume=resume, show_progress=show_progress, log=log, device=device)
 
 
 def _shared_lines(out: Path) -> Path:

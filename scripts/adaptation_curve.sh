@@ -8,8 +8,9 @@
 # (as scripts/prepare_htr_united.py writes them); LINE_RE matches the line id (default: eScriptorium's
 # eSc_line_<hex>), so that page names may hold underscores (LECTAUREP's DAFANCH96_048MIC07644_L-1).
 # The last TEST_PAGES pages (default 3) are the test set; the first N lines of the other pages, in page
-# order, are the corrected lines. The recipe is the README's "Adapting to your hand": --init MODEL,
-# --lr 3e-4, 20 warm-up steps, 400 steps at batch 8; EXTRA adds train options (e.g. EXTRA="--freeze cnn").
+# order, are the corrected lines. The recipe is `handwrite adapt` (the README's "Adapting the model to your
+# hand": from MODEL, --lr 3e-4, 20 warm-up steps, 400 steps at batch 8); EXTRA adds adapt options (e.g.
+# EXTRA="--steps 150"). (The README's --freeze cnn and --lr variants ran the same recipe through `train`.)
 set -euo pipefail
 MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
 HW=${HW:-handwrite}
@@ -27,7 +28,6 @@ for n in $SIZES; do
   head -n "$n" "$OUT/pool.txt" > "$OUT/train-$n.txt"
   rm -rf "$OUT/run-$n"
   start=$(date +%s)
-  $HW train "$DATA" --train-split "$OUT/train-$n.txt" --val-split "$OUT/train-$n.txt" --init "$MODEL" \
-      -o "$OUT/run-$n" --lr 3e-4 --warmup-steps 20 --max-steps 400 --epochs 100000 --patience 100000 ${EXTRA:-} -q > /dev/null
+  $HW adapt "$DATA" --split "$OUT/train-$n.txt" -m "$MODEL" -o "$OUT/run-$n" ${EXTRA:-} -q > /dev/null
   echo "{\"lines\": $(wc -l < "$OUT/train-$n.txt"), \"train_s\": $(( $(date +%s) - start )), \"eval\": $(cer "$OUT/run-$n/best.pt")}"
 done

@@ -379,3 +379,25 @@ def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp
     train(english + french, english, tmp_path / "new", cfg=TrainConfig(**cfg), show_progress=False, log=logs.append)
     assert load_spec(tmp_path / "new" / "best.pt") == DecoderSpec(max_density=0.4)
     assert any("does not know the new characters" in m and "é" in m for m in logs)
+
+
+def test_adapt_fine_tunes_on_the_same_lines_with_the_measured_recipe(trained, tmp_path):
+    from handwrite.config import ADAPT_LR, ADAPT_WARMUP
+
+    out, _ = trained
+    run = tmp_path / "hand"
+    args = ["adapt", str(IAM_MINI), "--split", "train", "-m", str(out / "best.pt"), "-o", str(run), "--steps", "2"]
+    r = runner.invoke(app, [*args, "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["stop_reason"] == "max_steps"
+    state = checkpoint.load_state(run / "last.pt")
+    cfg = state["train_config"]
+    assert (cfg["init_from"], cfg["lr"], cfg["warmup_steps"], cfg["max_steps"]) == (
+        str(out / "best.pt"),
+        ADAPT_LR,
+        ADAPT_WARMUP,
+        2,
+    )
+    assert (run / "best.pt").is_file()
+    r = runner.invoke(app, ["adapt", str(IAM_MINI), "-m", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "ONNX export cannot be trained" in r.output
