@@ -315,6 +315,12 @@ def train(
         help="Halve the learning rate after this many epochs without a better validation CER "
         "(raise it when epochs are a few steps, as when adapting to a few corrected lines).",
     ),
+    schedule: str = typer.Option(
+        _TRAIN.schedule,
+        "--schedule",
+        help="plateau: halve the rate as above; cosine: lower it from its peak to zero at --max-steps "
+        "(a last stretch of training, from --init weights).",
+    ),
     augment: bool = typer.Option(
         _TRAIN.augment, "--augment/--no-augment", help="Random distortions of training images."
     ),
@@ -390,6 +396,7 @@ def train(
         lr=lr,
         patience=patience,
         lr_patience=lr_patience,
+        schedule=schedule,
         augment=augment,
         seed=seed,
         workers=workers,

@@ -69,6 +69,7 @@ class ModelConfig:
 
 
 FREEZABLE = ("", "cnn")
+SCHEDULES = ("plateau", "cosine")
 
 # Adapting a model to one hand (`handwrite adapt`; the README's "Adapting the model to your hand",
 # measured there with 16-256 corrected lines of three held-out writers): 400 steps beat 150 by 1.1-3.6
@@ -88,6 +89,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     warmup_steps: int = 300
     lr_patience: int = 3  # epochs without improvement before the learning rate is halved
+    schedule: str = "plateau"  # or "cosine": decay to zero at max_steps instead of halving (handwrite.schedule)
     patience: int = 10  # epochs without improvement before training stops
     grad_clip: float = 5.0
     augment: bool = True
@@ -116,6 +118,10 @@ class TrainConfig:
         check_number("workers", self.workers, 0, 256, integer=True)
         check_number("save_every", self.save_every, 1, None, integer=True)
         check_number("shortcut_weight", self.shortcut_weight, 0, 10)
+        if self.schedule not in SCHEDULES:
+            raise HandwriteError(f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}")
+        if self.schedule == "cosine" and self.max_steps is None:
+            raise HandwriteError("the cosine schedule decays to zero at max_steps: give --max-steps")
         if self.precision not in ("fp32", "bf16"):
             raise HandwriteError(f"unknown precision {self.precision!r}; choose fp32 or bf16")
         if self.freeze not in FREEZABLE:

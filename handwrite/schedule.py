@@ -1,11 +1,13 @@
 """The learning-rate schedule and early stopping of a training run.
 
-Linear warm-up over ``warmup_steps``; then the rate is halved whenever validation
-CER has not improved for ``lr_patience`` epochs, and training stops after
-``patience`` such epochs. Unlike a cosine or one-cycle schedule this needs no
-total step count, so it suits runs bounded by wall-clock time. Only whole epochs
-move it, so stopping and resuming mid-epoch changes nothing. Its state is the
-run's :class:`TrainState`, saved in ``last.pt``.
+Linear warm-up over ``warmup_steps``; then, by default ("plateau"), the rate is
+halved whenever validation CER has not improved for ``lr_patience`` epochs. That
+needs no total step count, so it suits runs bounded by wall-clock time. "cosine"
+instead lowers the rate along a half cosine from its peak to zero at ``max_steps``:
+annealing, for a last stretch of training whose length is known. Either way
+training stops after ``patience`` epochs without a better validation CER. Only
+whole epochs and the step count move it, so stopping and resuming mid-epoch
+changes nothing. Its state is the run's :class:`TrainState`, saved in ``last.pt``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,21 @@ class Schedule:
     warmup_steps: int
     lr_patience: int
     patience: int
+    cosine_steps: int | None = None  # the step at which a cosine decay reaches zero; None: halve on plateaus
 
     @classmethod
     def of(cls, cfg: TrainConfig) -> Schedule:
-        return cls(cfg.lr, cfg.warmup_steps, cfg.lr_patience, cfg.patience)
+        cosine = cfg.max_steps if cfg.schedule == "cosine" else None
+        return cls(cfg.lr, cfg.warmup_steps, cfg.lr_patience, cfg.patience, cosine)
 
     def lr_at(self, state: TrainState) -> float:
         """The learning rate for the step about to be taken."""
-        return self.lr * state.lr_scale * min(1.0, (state.step + 1) / self.warmup_steps)
+        warm = min(1.0, (state.step + 1) / self.warmup_steps)
+        if self.cosine_steps is None:
+            return self.lr * state.lr_scale * warm
+        span = max(1, self.cosine_steps - self.warmup_steps)
+        done = min(1.0, max(0, state.step - self.warmup_steps) / span)
+        return self.lr * warm * 0.5 * (1 + math.cos(math.pi * done))
 
     def end_epoch(self, state: TrainState, cer: float) -> None:
         """Take a whole epoch's validation CER into account."""
@@ -52,7 +61,7 @@ class Schedule:
             state.best_cer, state.best_epoch, state.bad_epochs = cer, state.epoch, 0
         else:
             state.bad_epochs += 1
-            if state.bad_epochs % self.lr_patience == 0:
+            if self.cosine_steps is None and state.bad_epochs % self.lr_patience == 0:
                 state.lr_scale *= 0.5
 
     def should_stop(self, state: TrainState) -> bool:

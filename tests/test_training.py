@@ -122,7 +122,7 @@ def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("extra", [[], ["--cell", "gru", "--shortcut-weight", "0.1"]])
+@pytest.mark.parametrize("extra", [[], ["--cell", "gru", "--shortcut-weight", "0.1", "--schedule", "cosine"]])
 def test_cli_train_end_to_end(tmp_path, extra):
     out = tmp_path / "cli-run"
     r = runner.invoke(
@@ -158,6 +158,7 @@ def test_cli_train_end_to_end(tmp_path, extra):
     model, alphabet, state = checkpoint.load_model(out / "best.pt")
     assert model.cfg.height == 32 and state["train_config"]["batch_size"] == 2
     assert model.cfg.cell == ("gru" if extra else "lstm")
+    assert state["train_config"]["schedule"] == ("cosine" if extra else "plateau")
     # The shortcut head is training state: in last.pt (to resume), not in the model users load.
     assert ("shortcut" in checkpoint.load_state(out / "last.pt")) == bool(extra)
     assert "shortcut" not in state
