@@ -60,12 +60,20 @@ def decoding(
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
     that is not None put over them. An LM or lexicon given without a decoder implies beam search;
-    several LMs (one per language, say) are chosen between per document (:class:`~handwrite.decoding.LMChoice`)."""
+    several LMs (one per language, say) are chosen between per document (:class:`~handwrite.decoding.LMChoice`).
+    Saved weights of one per LM, when another number of LMs is given, become their mean."""
     from .decoding import load_spec
 
     spec = load_spec(Path(model)) or DecoderSpec()
+    lms = ([str(f) for f in lm] or None) if isinstance(lm, (list, tuple)) else (str(lm) if lm else None)
+    if lms is not None:
+        count = len(DecoderSpec(lm=lms).lm_files)
+        saved = {"lm_weight": spec.lm_weight, "insertion_bonus": spec.insertion_bonus}
+        spec = replace(
+            spec, **{k: sum(v) / len(v) for k, v in saved.items() if isinstance(v, list) and len(v) != count}
+        )
     given = {
-        "lm": ([str(f) for f in lm] or None) if isinstance(lm, (list, tuple)) else (str(lm) if lm else None),
+        "lm": lms,
         "lexicon": str(lexicon) if lexicon else None,
         "beam": beam,
         "lm_weight": lm_weight,

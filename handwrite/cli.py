@@ -924,9 +924,11 @@ def lm_tune(
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER."""
+    """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER. With
+    several LMs, each keeps the setting that reads best the lines it decodes."""
     from .bundle import decoding, load, model_path
     from .decoding import best_setting, save_spec, tune_decoder
+    from .metrics import ErrorCounts
     from .progress import bar
 
     try:
@@ -954,7 +956,10 @@ def lm_tune(
         else:
             w = "-" if row["lm_weight"] is None else row["lm_weight"]
             bonus = "-" if row["insertion_bonus"] is None else row["insertion_bonus"]
-            typer.echo(f"{row['decoder']}\talpha={w}\tbeta={bonus}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}")
+            own = "".join(
+                f"\tCER {ErrorCounts(**p).cer:.2%} of LM {i + 1}'s lines" for i, p in enumerate(row.get("per_lm", []))
+            )
+            typer.echo(f"{row['decoder']}\talpha={w}\tbeta={bonus}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}{own}")
     best, spec = best_setting(rows, base)
     if save:
         path = save_spec(model, spec)

@@ -140,8 +140,10 @@ class DecoderSpec:
     lm: str | list[str] | None = None
     lexicon: str | None = None
     beam: int = 16
-    lm_weight: float = 0.5  # alpha: weight of the LM's log-probability
-    insertion_bonus: float = 0.0  # beta: added per character, offsets the LM's bias to short outputs
+    lm_weight: float | list[float] = 0.5  # alpha: weight of the LM's log-probability
+    insertion_bonus: float | list[float] = 0.0  # beta: added per character, offsets the LM's bias to short outputs
+    # Either may be a list, one value per LM in ``lm``'s order: `lm tune` gives each LM the setting
+    # that reads its own lines best.
     prune: float = 1e-3  # characters below this probability in a frame are not tried there
     oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
     # A line whose greedy reading has more characters per output frame than this is stretched along
@@ -158,11 +160,25 @@ class DecoderSpec:
             if value is not None and not isinstance(value, str):
                 raise HandwriteError(f"{name} must be a file name (got {value!r})")
         check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
-        check_number("lm_weight", self.lm_weight, -100, 100)
-        check_number("insertion_bonus", self.insertion_bonus, -100, 100)
+        for name in ("lm_weight", "insertion_bonus"):
+            values = getattr(self, name)
+            values = list(values) if isinstance(values, (list, tuple)) else [values]
+            if not values:
+                raise HandwriteError(f"{name}: an empty list; give one value per LM or one")
+            for value in values:
+                check_number(name, value, -100, 100)
+            if len(set(values)) > 1 and len(values) != len(self.lm_files):
+                raise HandwriteError(
+                    f"{name}: {len(values)} values for {len(self.lm_files)} LMs; give one per LM or one"
+                )
+            setattr(self, name, values if len(set(values)) > 1 else values[0])
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
         check_number("max_density", self.max_density, 0, 10)
+
+    def weights(self, i: int) -> tuple[float, float]:
+        """(alpha, beta) of the ``i``-th LM."""
+        return tuple(v[i] if isinstance(v, list) else v for v in (self.lm_weight, self.insertion_bonus))
 
     @property
     def lm_files(self) -> list[str]:

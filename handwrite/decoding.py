@@ -345,14 +345,14 @@ def build_search(spec: DecoderSpec, alphabet: Alphabet) -> LMChoice | None:
         PrefixBeamSearch(
             alphabet,
             beam=spec.beam,
-            lm_weight=spec.lm_weight if lm is not None else 0.0,
-            insertion_bonus=spec.insertion_bonus,
+            lm_weight=spec.weights(i)[0] if lm is not None else 0.0,
+            insertion_bonus=spec.weights(i)[1],
             prune=spec.prune,
             oov_penalty=spec.oov_penalty,
             lm=lm,
             lexicon=lexicon,
         )
-        for lm in [CharLM.load(f) for f in spec.lm_files] or [None]
+        for i, lm in enumerate([CharLM.load(f) for f in spec.lm_files] or [None])
     ]
     return LMChoice(searches)
 
@@ -412,10 +412,12 @@ def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
 def tune_decoder(
     recognizer, records: Sequence, base: DecoderSpec, weights: Sequence[float], bonuses: Sequence[float], progress=None
 ) -> list[dict]:
-    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first.
+    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first; with
+    several LMs, each row also has ``per_lm``: the counts of the lines each LM decoded.
 
     The network runs once; only the search is repeated, sharing one LM and its cache. An
     unreadable line counts as an empty hypothesis (all its characters wrong), as in evaluation.
+    Which LM decodes a line does not depend on the weights, so each LM's lines can be tuned apart.
     """
     from .metrics import ErrorCounts
 
@@ -439,13 +441,16 @@ def tune_decoder(
     for w in weights:
         for bonus in bonuses:
             search.set_weights(w, bonus)
-            counts = ErrorCounts()
+            per_lm = [ErrorCounts() for _ in search.searches]
             for k, rec in enumerate(records):
+                # An unreadable line goes to the first LM's count: it is wrong whatever the weights.
                 hyp = search.searches[which[k]].decode(frames[k].log_probs)[0] if k in frames else []
-                counts.add(rec.text, alphabet.decode(hyp))
-            rows.append(
-                {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
-            )
+                per_lm[which.get(k, 0)].add(rec.text, alphabet.decode(hyp))
+            counts = sum(per_lm, ErrorCounts())
+            row = {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
+            if len(per_lm) > 1:
+                row["per_lm"] = [asdict(c) for c in per_lm]
+            rows.append(row)
             if progress:
                 progress(1)
     return rows
@@ -455,8 +460,27 @@ def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, Decoder
     """The row of ``tune_decoder`` to keep, and the decoder settings it stands for.
 
     An LM of other text can hurt; the user asked for this LM, so greedy wins only when strictly better.
+    With several LMs each takes the weights that read its own lines best.
     """
     best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
+    if "per_lm" in best:
+        from .metrics import ErrorCounts
+
+        # Each LM decodes the same lines in every row; one that decoded none keeps the best row's weights.
+        picks = [
+            min(rows[1:], key=lambda r, i=i: (r["per_lm"][i]["char_edits"], r["per_lm"][i]["word_edits"]))
+            if best["per_lm"][i]["lines"]
+            else best
+            for i in range(len(best["per_lm"]))
+        ]
+        counts = sum((ErrorCounts(**pick["per_lm"][i]) for i, pick in enumerate(picks)), ErrorCounts())
+        best = {
+            "decoder": "beam",
+            "lm_weight": [pick["lm_weight"] for pick in picks],
+            "insertion_bonus": [pick["insertion_bonus"] for pick in picks],
+            "cer": counts.cer,
+            "wer": counts.wer,
+        }
     if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
         return rows[0], DecoderSpec(decoder="greedy", max_density=base.max_density)
     return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 import editdistance
 import numpy as np
@@ -54,6 +54,9 @@ class ErrorCounts:
         self.word_edits += word_errors(ref, hyp)
         self.words += len(ref.split())
         self.lines += 1
+
+    def __add__(self, other: ErrorCounts) -> ErrorCounts:
+        return ErrorCounts(*(a + b for a, b in zip(astuple(self), astuple(other))))
 
     @property
     def cer(self) -> float:

@@ -116,8 +116,8 @@ for lang in en fr; do
     $HW lm compile "$OUT/$lang-6gram.arpa.gz" -o "$MODEL_DIR/$lang-6gram.npz"   # loads ~8x faster
 done
 # Tuned on every other line of the real validation sets (the synthetic lines would reward the LM for
-# text it was built from; half the lines keep the grid's beam searches to minutes). The 2026-11-30 run
-# searched alpha 0.35/0.5/0.75/1.0 with beta 1.0/1.5/2.5 (--no-save); this saves the best.
+# text it was built from; half the lines keep the grid's beam searches to minutes). Each LM keeps the
+# setting that reads the lines it decodes best (2026-11-30: English alpha 0.5 beta 1.0, French 0.5 / 1.5).
 (head -1 "$OUT/mix-val.tsv"; tail -n +2 "$OUT/mix-val.tsv" | grep -v synth-heldout | awk 'NR%2==1') > "$OUT/mix-val-real-half.tsv"
 # Lines denser than the training lines' median (characters per output frame, rounded to 0.05; 0.443 on
 # 4,000 lines of the 2026-11-29 mix) are read again, stretched to it: see the model card.

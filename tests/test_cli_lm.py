@@ -189,11 +189,14 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     assert r.exit_code == 0, r.output  # without --alphabet-of: "does not cover" (test above)
     r = runner.invoke(
         app,
-        ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5", "--bonuses", "1", "-q"]
-        + ["--max-density", "0.3"],
+        ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5,1", "--bonuses", "1", "-q"]
+        + ["--max-density", "0.3", "--json"],
     )
     assert r.exit_code == 0, r.output
     assert load_spec(model).lm == [str(en), str(fr)] and load_spec(model).max_density == 0.3
+    # Each grid row counts the lines each LM decoded, which the saved weights were chosen on.
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(rows) == 3 and all(sum(part["lines"] for part in row["per_lm"]) == 6 for row in rows[1:])
     r = runner.invoke(app, ["eval", *base, "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)

@@ -1,5 +1,6 @@
 import itertools
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -352,3 +353,64 @@ def test_alignment_places_every_character_of_a_long_line():
     spans = align(_spell(alphabet, text), alphabet.encode(text))
     assert [first for first, _, _ in spans] == list(range(0, 2 * len(text), 2))
     assert all(last == first and conf > 0.9 for first, last, conf in spans)
+
+
+def _row(w, b, *per_lm):
+    """A `tune_decoder` row for weights (w, b) whose LMs' lines had (char_edits, chars) each."""
+    from handwrite.metrics import ErrorCounts
+
+    parts = [ErrorCounts(char_edits=e, chars=n, word_edits=e, words=n // 4, lines=n // 20) for e, n in per_lm]
+    total = sum(parts, ErrorCounts())
+    return {"decoder": "beam", "lm_weight": w, "insertion_bonus": b, "cer": total.cer, "wer": total.wer} | {
+        "per_lm": [asdict(p) for p in parts]
+    }
+
+
+def test_tuning_gives_each_lm_the_weights_that_read_its_own_lines_best():
+    """Which LM decodes a line does not depend on the weights, so each LM's lines are tuned apart:
+    here the English lines read best at (0.5, 1.0) and the French ones at (0.5, 1.5), which no one
+    row of the grid reads best together."""
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import best_setting
+
+    base = DecoderSpec(decoder="beam", lm=["en.npz", "fr.npz"])
+    greedy = {"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": 0.2, "wer": 0.4}
+    rows = [greedy, _row(0.5, 1.0, (90, 1000), (130, 1000)), _row(0.5, 1.5, (100, 1000), (110, 1000))]
+    rows.append(_row(1.0, 1.0, (95, 1000), (140, 1000)))
+    best, spec = best_setting(rows, base)
+    assert spec.lm_weight == 0.5 and spec.insertion_bonus == [1.0, 1.5]  # equal values stay one number
+    assert best["cer"] == pytest.approx((90 + 110) / 2000)
+    assert spec.weights(0) == (0.5, 1.0) and spec.weights(1) == (0.5, 1.5)
+    # An LM that decoded no line keeps the weights of the best row overall.
+    rows = [greedy, _row(0.5, 1.0, (90, 1000), (0, 0)), _row(1.0, 1.5, (80, 1000), (0, 0))]
+    assert best_setting(rows, base)[1].weights(1) == (1.0, 1.5)
+    # Greedy still wins when it reads better than the best combination.
+    rows = [greedy | {"cer": 0.05}, _row(0.5, 1.0, (90, 1000), (130, 1000))]
+    assert best_setting(rows, base)[1].decoder == "greedy"
+
+
+def test_weights_per_lm_are_checked_built_saved_and_averaged_for_other_lms(tmp_path):
+    from handwrite.bundle import decoding
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import build_search, load_spec, save_spec
+
+    with pytest.raises(HandwriteError, match="insertion_bonus: 2 values for 1 LMs"):
+        DecoderSpec(lm="en.npz", insertion_bonus=[1.0, 1.5])
+    with pytest.raises(HandwriteError, match="lm_weight"):
+        DecoderSpec(lm=["a", "b"], lm_weight=[0.5, 200])
+    alphabet = Alphabet("acdeghiot ")
+    paths = []
+    for name, text in (("en", "the cat the hat"), ("fr", "dog dig god")):
+        paths.append(tmp_path / f"{name}.arpa")
+        write_arpa(paths[-1], build_arpa([text] * 5, 3, chars=alphabet.chars))
+    spec = DecoderSpec(decoder="beam", lm=[str(p) for p in paths], lm_weight=[0.5, 0.75], insertion_bonus=[1, 1.5])
+    choice = build_search(spec, alphabet)
+    assert [(s.lm_weight, s.insertion_bonus) for s in choice.searches] == [(0.5, 1), (0.75, 1.5)]
+    save_spec(tmp_path / "model.onnx", spec)
+    saved = load_spec(tmp_path / "model.onnx")
+    assert saved.lm_weight == [0.5, 0.75] and saved.insertion_bonus == [1, 1.5]
+    # Another number of LMs than the saved weights: each weight is their mean, unless given.
+    one = decoding(tmp_path / "model.onnx", lm=str(paths[0]))
+    assert (one.lm_weight, one.insertion_bonus) == (0.625, 1.25)
+    assert decoding(tmp_path / "model.onnx", lm=str(paths[0]), lm_weight=0.3).lm_weight == 0.3
+    assert decoding(tmp_path / "model.onnx").lm_weight == [0.5, 0.75]
