@@ -33,7 +33,7 @@ from . import checkpoint
 from .atomic import atomic_write
 from .batching import LineDataset, WidthBatchSampler, collate, shared_files
 from .codec import Alphabet
-from .config import ADAPT_LR, ADAPT_STEPS, ADAPT_WARMUP, DecoderSpec, ModelConfig, TrainConfig
+from .config import ADAPT_EPOCH_LINES, ADAPT_LR, ADAPT_STEPS, ADAPT_WARMUP, DecoderSpec, ModelConfig, TrainConfig
 from .datasets import LineRecord
 from .decoding import load_spec, save_spec
 from .devices import resolve_device
@@ -201,9 +201,11 @@ def adapt(
     device: str = "cpu",
 ) -> dict:
     """Fine-tune ``model`` (a ``.pt`` checkpoint; default: the shipped model's) on a few corrected
-    lines of one hand: learning rate ``ADAPT_LR`` after ``ADAPT_WARMUP`` warm-up steps, ``steps``
-    steps of batch 8 with augmentation, validated on the same lines (too few to spare some), so
-    ``best.pt`` is the model that fits them best; it keeps the starting model's decoding settings.
+    lines of one hand: ``steps`` steps of batch 8 with augmentation, the learning rate warming up to
+    ``ADAPT_LR`` over ``ADAPT_WARMUP`` steps and falling along a cosine to zero at the last, the lines
+    repeated to epochs of at least ``ADAPT_EPOCH_LINES``, each epoch validated on the same lines (too
+    few to spare some), so ``best.pt`` is the model that fits them best; it keeps the starting model's
+    decoding settings.
     Returns the final metrics record, as :func:`train` does."""
     from .bundle import default_model
 
@@ -217,10 +219,21 @@ def adapt(
         lr=ADAPT_LR,
         warmup_steps=ADAPT_WARMUP,
         max_steps=steps,
+        schedule="cosine",
         epochs=1_000_000,  # the step budget ends it
         patience=1_000_000,
     )
-    return train(records, records, out_dir, cfg=cfg, resume=resume, show_progress=show_progress, log=log, device=device)
+    repeats = -(-ADAPT_EPOCH_LINES // max(len(records), 1))
+    return train(
+        list(records) * repeats,
+        records,
+        out_dir,
+        cfg=cfg,
+        resume=resume,
+        show_progress=show_progress,
+        log=log,
+        device=device,
+    )
 
 
 def _shared_lines(out: Path) -> Path:

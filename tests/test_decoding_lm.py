@@ -316,8 +316,9 @@ def test_decoding_settings_with_several_lms_travel_with_the_model(tmp_path):
     from handwrite.decoding import load_spec, save_spec
 
     assert DecoderSpec(lm=["one.npz"]).lm == "one.npz" and DecoderSpec(lm=[]).lm is None
-    with pytest.raises(HandwriteError, match="lm must be a file name"):
-        DecoderSpec(lm=["a.npz", 3])
+    for bad in (["a.npz", 3], [None, None]):
+        with pytest.raises(HandwriteError, match="lm must be a file name"):
+            DecoderSpec(lm=bad)
     (tmp_path / "lms").mkdir()
     lms = [str(tmp_path / "lms" / "en.npz"), str(tmp_path / "lms" / "fr.npz")]
     saved = save_spec(tmp_path / "model.onnx", DecoderSpec(decoder="beam", lm=lms, lm_weight=0.75))

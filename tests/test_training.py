@@ -399,6 +399,11 @@ def test_adapt_fine_tunes_on_the_same_lines_with_the_measured_recipe(trained, tm
         ADAPT_WARMUP,
         2,
     )
+    assert cfg["schedule"] == "cosine"
+    # The 6 lines are repeated to an epoch of ADAPT_EPOCH_LINES (26 steps), so the run stops inside
+    # its first epoch; without that, 2 steps would be 2 whole epochs, each validated.
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(m["epoch"], m["complete_epoch"]) for m in metrics] == [(1, False)]
     assert (run / "best.pt").is_file()
     r = runner.invoke(app, ["adapt", str(IAM_MINI), "-m", str(tmp_path / "model.onnx"), "-o", str(tmp_path / "x")])
     assert r.exit_code != 0 and "ONNX export cannot be trained" in r.output
