@@ -437,7 +437,7 @@ def adapt(
     split: Optional[str] = typer.Option(None, "--split", help="Split name or list file selecting the lines."),
     fmt: Format = FormatOpt,
     geometry: Geometry = GeometryOpt,
-    steps: int = typer.Option(ADAPT_STEPS, "--steps", help="Training steps (batch 8); 2-4 CPU-minutes at the default."),
+    steps: int = typer.Option(ADAPT_STEPS, "--steps", help="Training steps (batch 8); 2-5 CPU-minutes at the default."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available)."),
     threads: int = ThreadsOpt,

@@ -201,11 +201,11 @@ def adapt(
     device: str = "cpu",
 ) -> dict:
     """Fine-tune ``model`` (a ``.pt`` checkpoint; default: the shipped model's) on a few corrected
-    lines of one hand: ``steps`` steps of batch 8 with augmentation, the learning rate warming up to
-    ``ADAPT_LR`` over ``ADAPT_WARMUP`` steps and falling along a cosine to zero at the last, the lines
-    repeated to epochs of at least ``ADAPT_EPOCH_LINES``, each epoch validated on the same lines (too
-    few to spare some), so ``best.pt`` is the model that fits them best; it keeps the starting model's
-    decoding settings.
+    lines of one hand: ``steps`` steps of batch 8 with augmentation at learning rate ``ADAPT_LR`` after
+    ``ADAPT_WARMUP`` warm-up steps (halved after 3 epochs without progress), the lines repeated to
+    epochs of at least ``ADAPT_EPOCH_LINES``, each epoch validated on the same lines (too few to spare
+    some), so ``best.pt`` is the model that fits them best; it keeps the starting model's decoding
+    settings.
     Returns the final metrics record, as :func:`train` does."""
     from .bundle import default_model
 
@@ -219,7 +219,6 @@ def adapt(
         lr=ADAPT_LR,
         warmup_steps=ADAPT_WARMUP,
         max_steps=steps,
-        schedule="cosine",
         epochs=1_000_000,  # the step budget ends it
         patience=1_000_000,
     )

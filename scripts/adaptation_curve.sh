@@ -9,8 +9,8 @@
 # eSc_line_<hex>), so that page names may hold underscores (LECTAUREP's DAFANCH96_048MIC07644_L-1).
 # The last TEST_PAGES pages (default 3) are the test set; the first N lines of the other pages, in page
 # order, are the corrected lines. The recipe is `handwrite adapt` (the README's "Adapting the model to your
-# hand": from MODEL, --lr 3e-4, 20 warm-up steps, 400 steps at batch 8 along a cosine, the lines repeated
-# to epochs of 200); EXTRA adds adapt options (e.g.
+# hand": from MODEL, --lr 3e-4, 20 warm-up steps, 400 steps at batch 8, the lines repeated to epochs
+# of 200); EXTRA adds adapt options (e.g.
 # EXTRA="--steps 150"). (The README's --freeze cnn and --lr variants ran the same recipe through `train`.)
 set -euo pipefail
 MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
