@@ -33,6 +33,8 @@ _API = {
     "cer": "metrics",
     "train": "training",
     "adapt": "training",
+    "pseudo_label": "pseudolabels",
+    "unlabelled_lines": "pseudolabels",
     "load_dataset": "datasets",
     "LineRecord": "datasets",
     "ModelConfig": "config",

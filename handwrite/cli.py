@@ -24,6 +24,7 @@ from .config import (
     GEOMETRIES,
     INFERENCE_BATCH,
     MAX_BEAM,
+    PSEUDO_KEEP,
     DecoderSpec,
     ModelConfig,
     TrainConfig,
@@ -157,7 +158,9 @@ def _read_data(paths, fmt, split, include_err=False, geometry=Geometry(DEFAULT_G
 
 def expand_inputs(inputs: list[str]) -> list[Path]:
     """Files, folders (searched recursively for images and PAGE/ALTO files) and glob patterns,
-    in the given order. A folder that holds page files yields those, not their page images.
+    in the given order; '-' stands for the paths on standard input, one a line (as `find ... -name
+    '*.png' | handwrite transcribe -` gives them). A folder that holds page files yields those, not
+    their page images.
 
     A name that matches nothing is kept as is, so it is reported as missing
     rather than silently dropped.
@@ -167,6 +170,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     from .imageio import IMAGE_SUFFIXES
     from .pagexml import xml_flavour
 
+    if "-" in inputs:
+        stdin_paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        inputs = [p for item in inputs for p in (stdin_paths if item == "-" else [item])]
     paths: list[Path] = []
     for item in inputs:
         p = Path(item)
@@ -427,8 +433,8 @@ def train(
 @app.command()
 @_user_errors
 def adapt(
-    data: list[Path] = typer.Argument(
-        ..., help="Corrected lines of your hand, in any layout `train` reads; several are joined."
+    data: Optional[list[Path]] = typer.Argument(
+        None, help="Corrected lines of your hand, in any layout `train` reads; several are joined."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for best.pt (the adapted model) and the run."),
     model: Optional[Path] = typer.Option(
@@ -437,21 +443,47 @@ def adapt(
     split: Optional[str] = typer.Option(None, "--split", help="Split name or list file selecting the lines."),
     fmt: Format = FormatOpt,
     geometry: Geometry = GeometryOpt,
+    uncorrected: Optional[list[str]] = typer.Option(
+        None,
+        "--uncorrected",
+        "-u",
+        help="Uncorrected lines of the same hand (line images, PAGE/ALTO files, folders, globs; '-' reads paths from standard input): the starting model reads them, and its surest readings are trained on instead of corrections (self-training).",
+    ),
+    keep: float = typer.Option(
+        PSEUDO_KEEP, "--keep", help="Share of the readings of --uncorrected lines trained on, the surest first."
+    ),
     steps: int = typer.Option(ADAPT_STEPS, "--steps", help="Training steps (batch 8); 2-5 CPU-minutes at the default."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available)."),
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or log lines."),
 ):
-    """Fine-tune a model on a few corrected lines of one hand (16 to a few hundred): the measured recipe
-    of the README's "Adapting the model to your hand". Transcribe with `-m OUT/best.pt` afterwards."""
+    """Fine-tune a model on a few corrected lines of one hand (16 to a few hundred), or on its own
+    surest readings of uncorrected ones (--uncorrected): the measured recipes of the README's "Adapting
+    the model to your hand". Transcribe with `-m OUT/best.pt` afterwards."""
     from . import training
+    from .pseudolabels import unlabelled_lines
 
     _threads(threads)
     if out.exists() and not out.is_dir():
         _fail(f"{out}: not a folder (the run's files go into --out DIR)")
+    if not data and not uncorrected:
+        _fail("no lines to adapt to: give corrected lines (DATA) or --uncorrected lines")
+    if data and uncorrected:
+        _fail(training.SELF_TRAIN_FIRST)
     check_number("steps", steps, 1, None, integer=True)
-    records, _ = _read_data(data, fmt, split, False, geometry)
+    records = _read_data(data, fmt, split, False, geometry)[0] if data else []
+    plain = []
+    if uncorrected:
+        paths = expand_inputs(uncorrected)
+        for p in paths:
+            if not p.exists():
+                _fail(f"{p}: no such file or folder")
+        plain, problems = unlabelled_lines(paths, geometry.value)
+        for problem in problems:
+            _log(f"handwrite: error: {problem}")
+        if not plain:
+            _fail("no uncorrected lines found in " + " ".join(uncorrected))
     result = training.adapt(
         records,
         out,
@@ -461,6 +493,8 @@ def adapt(
         show_progress=not quiet,
         log=(lambda m: None) if quiet else _log,
         device=device,
+        uncorrected=plain,
+        keep=keep,
     )
     typer.echo(_json(result))
 
@@ -648,10 +682,6 @@ def transcribe(
     from .progress import bar
     from .recognize import line_document, transcribe_page
 
-    if "-" in images:
-        # one path per line, as `find ... -name '*.png' | handwrite transcribe -` gives them
-        stdin_paths = [line.rstrip("\n") for line in sys.stdin if line.strip()]
-        images = [p for item in images for p in (stdin_paths if item == "-" else [item])]
     paths = expand_inputs(images)
     if not paths:
         _fail("no images found in " + " ".join(images))

@@ -12,9 +12,12 @@
 # hand": from MODEL, --lr 3e-4, 20 warm-up steps, 400 steps at batch 8, the lines repeated to epochs
 # of 200); EXTRA adds adapt options (e.g.
 # EXTRA="--steps 150"). (The README's --freeze cnn and --lr variants ran the same recipe through `train`.)
+# UNCORRECTED=K (default 0): first self-train MODEL on the first K pool lines (`adapt --uncorrected`; their
+# transcriptions are not read; EXTRA applies to it too), then adapt that model on the corrected lines.
 set -euo pipefail
 MODEL=$1; DATA=$2; WRITER=$3; OUT=$4; TEST_PAGES=${5:-3}; SIZES=${6:-"16 64 128"}
 HW=${HW:-handwrite}
+UNCORRECTED=${UNCORRECTED:-0}
 mkdir -p "$OUT"
 ( cd "$DATA" && ls | grep "^${WRITER}_.*\.png$" | sort -V ) > "$OUT/all.txt"
 LINE_RE=${LINE_RE:-eSc_line_[^_]*}
@@ -25,7 +28,16 @@ grep -vE "^${WRITER}_($(echo $test_pages | tr ' ' '|'))_" "$OUT/all.txt" > "$OUT
 echo "{\"writer\": \"$WRITER\", \"test_lines\": $(wc -l < "$OUT/test.txt"), \"pool_lines\": $(wc -l < "$OUT/pool.txt")}"
 cer() { $HW eval -m "$1" "$DATA" --split "$OUT/test.txt" --decoder greedy --json -q 2>/dev/null; }
 echo "{\"lines\": 0, \"eval\": $(cer "$MODEL")}"
+if [ "$UNCORRECTED" -gt 0 ]; then
+  head -n "$UNCORRECTED" "$OUT/pool.txt" | sed "s#^#$DATA/#" > "$OUT/uncorrected.txt"
+  rm -rf "$OUT/self"
+  start=$(date +%s)
+  $HW adapt --uncorrected - -m "$MODEL" -o "$OUT/self" ${EXTRA:-} -q < "$OUT/uncorrected.txt" > /dev/null
+  MODEL=$OUT/self/best.pt
+  echo "{\"lines\": 0, \"uncorrected\": $(wc -l < "$OUT/uncorrected.txt"), \"train_s\": $(( $(date +%s) - start )), \"eval\": $(cer "$MODEL")}"
+fi
 for n in $SIZES; do
+  [ "$n" -gt 0 ] || continue  # 0 corrected lines: the row above
   head -n "$n" "$OUT/pool.txt" > "$OUT/train-$n.txt"
   rm -rf "$OUT/run-$n"
   start=$(date +%s)
