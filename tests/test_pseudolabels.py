@@ -75,5 +75,7 @@ def test_cli_adapt_self_trains_on_uncorrected_lines(trained, tmp_path):
     with pytest.raises(HandwriteError, match="not both"):
         handwrite.adapt(load_dataset(IAM_MINI), tmp_path / "z", best, uncorrected=unlabelled_lines(LINE_IMAGES)[0])
     assert not (tmp_path / "z").exists()
+    stray = runner.invoke(app, ["adapt", str(IAM_MINI), "--keep", "0.3", "-m", str(best), "-o", str(tmp_path / "k")])
+    assert stray.exit_code != 0 and "--keep" in stray.output and not (tmp_path / "k").exists()
     gone = runner.invoke(app, ["adapt", "-u", str(tmp_path / "nowhere"), "-m", str(best), "-o", str(tmp_path / "y")])
     assert gone.exit_code != 0 and "nowhere: no such file or folder" in gone.output
