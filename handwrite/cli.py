@@ -469,8 +469,6 @@ def adapt(
         _fail(f"{out}: not a folder (the run's files go into --out DIR)")
     if not data and not uncorrected:
         _fail("no lines to adapt to: give corrected lines (DATA) or --uncorrected lines")
-    if data and uncorrected:
-        _fail(training.SELF_TRAIN_FIRST)
     if keep != PSEUDO_KEEP and not uncorrected:
         _fail("--keep chooses among the readings of --uncorrected lines; without them it means nothing")
     check_number("steps", steps, 1, None, integer=True)
