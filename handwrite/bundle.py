@@ -51,7 +51,7 @@ def decoding(
     model: str | Path,
     decoder: str | None = None,
     lm: str | Path | Sequence[str | Path] | None = None,
-    lexicon: str | Path | None = None,
+    lexicon: str | Path | Sequence[str | Path] | None = None,
     beam: int | None = None,
     lm_weight: float | None = None,
     insertion_bonus: float | None = None,
@@ -60,21 +60,29 @@ def decoding(
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
     that is not None put over them. An LM or lexicon given without a decoder implies beam search;
-    several LMs (one per language, say) are chosen between per document (:class:`~handwrite.decoding.LMChoice`).
-    Saved weights of one per LM, when another number of LMs is given, become their mean."""
+    several LMs (one per language, say) are chosen between per document (:class:`~handwrite.decoding.LMChoice`),
+    and so may several word lists, one per LM. Saved weights of one per LM, when another number of LMs
+    is given, become their mean; saved word lists of one per LM are then dropped."""
     from .decoding import load_spec
 
+    def names(files) -> str | list[str] | None:
+        return (
+            ([str(f) for f in files] or None) if isinstance(files, (list, tuple)) else (str(files) if files else None)
+        )
+
     spec = load_spec(Path(model)) or DecoderSpec()
-    lms = ([str(f) for f in lm] or None) if isinstance(lm, (list, tuple)) else (str(lm) if lm else None)
+    lms, lexicons = names(lm), names(lexicon)
     if lms is not None:
         count = len(DecoderSpec(lm=lms).lm_files)
         saved = {"lm_weight": spec.lm_weight, "insertion_bonus": spec.insertion_bonus}
         spec = replace(
             spec, **{k: sum(v) / len(v) for k, v in saved.items() if isinstance(v, list) and len(v) != count}
         )
+        if len(spec.lexicon_files) not in (1, count):
+            spec = replace(spec, lexicon=None)
     given = {
         "lm": lms,
-        "lexicon": str(lexicon) if lexicon else None,
+        "lexicon": lexicons,
         "beam": beam,
         "lm_weight": lm_weight,
         "insertion_bonus": insertion_bonus,

@@ -226,7 +226,10 @@ LmOpt = typer.Option(
     "language: each document (page, folder of lines) gets the one that finds its lines' greedy readings most likely.",
 )
 LexiconOpt = typer.Option(
-    None, "--lexicon", help="Word list (one per line); words outside it are not emitted unless --oov-penalty."
+    None,
+    "--lexicon",
+    help="Word list (one per line); words outside it are not emitted unless --oov-penalty. Repeat it for one "
+    "list per --lm, in the same order.",
 )
 BeamOpt = typer.Option(None, "--beam", help=f"Beam width (default {_SPEC.beam}, at most {MAX_BEAM}).")
 LmWeightOpt = typer.Option(None, "--lm-weight", help=f"LM weight alpha (default {_SPEC.lm_weight}).")
@@ -528,7 +531,7 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
     lm: Optional[list[Path]] = LmOpt,
-    lexicon: Optional[Path] = LexiconOpt,
+    lexicon: Optional[list[Path]] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
     bonus: Optional[float] = BonusOpt,
@@ -662,7 +665,7 @@ def transcribe(
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     decoder: Optional[Decoder] = DecoderOpt,
     lm: Optional[list[Path]] = LmOpt,
-    lexicon: Optional[Path] = LexiconOpt,
+    lexicon: Optional[list[Path]] = LexiconOpt,
     beam: Optional[int] = BeamOpt,
     lm_weight: Optional[float] = LmWeightOpt,
     bonus: Optional[float] = BonusOpt,
@@ -846,7 +849,7 @@ def lm_build(
     ),
     fmt: Format = FormatOpt,
     lexicon_out: Optional[Path] = typer.Option(
-        None, "--lexicon-out", help="Also write the words of the text here, one per line."
+        None, "--lexicon-out", help="Also write the words of the text here, one per line (gzipped if it ends in .gz)."
     ),
     alphabet_of: Optional[Path] = typer.Option(
         None,
@@ -858,7 +861,6 @@ def lm_build(
     """Build a character n-gram LM (interpolated Kneser-Ney) from text."""
     import time
 
-    from .atomic import atomic_write
     from .bundle import model_path, network
     from .datasets import read_texts
     from .decoding import Lexicon
@@ -879,9 +881,9 @@ def lm_build(
         "seconds": round(time.monotonic() - t0, 2),
     }
     if lexicon_out is not None:
-        words = sorted(Lexicon.from_texts(lines).words)
-        atomic_write(lexicon_out, lambda f: f.write(("\n".join(words) + "\n").encode("utf-8")))
-        summary["lexicon_words"] = len(words)
+        lexicon = Lexicon.from_texts(lines)
+        lexicon.save(lexicon_out)
+        summary["lexicon_words"] = len(lexicon.words)
     typer.echo(_json(summary, ensure_ascii=False))
 
 
@@ -941,7 +943,7 @@ def lm_tune(
     ),
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
     fmt: Format = FormatOpt,
-    lexicon: Optional[Path] = LexiconOpt,
+    lexicon: Optional[list[Path]] = LexiconOpt,
     oov_penalty: Optional[float] = OovOpt,
     beam: int = typer.Option(16, "--beam"),
     max_density: Optional[float] = DensityOpt,
@@ -970,7 +972,7 @@ def lm_tune(
     base = DecoderSpec(
         decoder="beam",
         lm=[str(f) for f in lm],
-        lexicon=str(lexicon) if lexicon else None,
+        lexicon=[str(f) for f in lexicon or []],
         beam=beam,
         oov_penalty=oov_penalty,
         max_density=decoding(model, max_density=max_density).max_density,  # how the lines are read is kept

@@ -150,7 +150,8 @@ class DecoderSpec:
     # One LM file, or several (one per language): each document (page, folder of lines) then gets the
     # one that finds its greedy readings most likely.
     lm: str | list[str] | None = None
-    lexicon: str | None = None
+    # A word list (decoding.Lexicon) for every LM, or one per LM in ``lm``'s order (each language its words).
+    lexicon: str | list[str] | None = None
     beam: int = 16
     lm_weight: float | list[float] = 0.5  # alpha: weight of the LM's log-probability
     insertion_bonus: float | list[float] = 0.0  # beta: added per character, offsets the LM's bias to short outputs
@@ -166,11 +167,17 @@ class DecoderSpec:
     def __post_init__(self):
         if self.decoder not in ("greedy", "beam"):
             raise HandwriteError(f"unknown decoder {self.decoder!r}; choose greedy or beam")
-        if isinstance(self.lm, (list, tuple)):  # one file stays a plain name, as in older settings files
-            self.lm = list(self.lm) if len(self.lm) > 1 else (self.lm[0] if self.lm else None)
-        for name, value in [("lm", v) for v in self.lm_files] + [("lexicon", self.lexicon or "")]:
+        for name in ("lm", "lexicon"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):  # one file stays a plain name, as in older settings files
+                setattr(self, name, list(value) if len(value) > 1 else (value[0] if value else None))
+        for name, value in [("lm", v) for v in self.lm_files] + [("lexicon", v) for v in self.lexicon_files]:
             if not isinstance(value, str):
                 raise HandwriteError(f"{name} must be a file name (got {value!r})")
+        if len(self.lexicon_files) > 1 and len(self.lexicon_files) != len(self.lm_files):
+            raise HandwriteError(
+                f"lexicon: {len(self.lexicon_files)} word lists for {len(self.lm_files)} LMs; give one per LM or one"
+            )
         check_number("beam", self.beam, 1, MAX_BEAM, integer=True)
         for name in ("lm_weight", "insertion_bonus"):
             values = getattr(self, name)
@@ -196,3 +203,13 @@ class DecoderSpec:
     def lm_files(self) -> list[str]:
         """The LM file names, as a list (empty without an LM)."""
         return self.lm if isinstance(self.lm, list) else [] if self.lm is None else [self.lm]
+
+    def lexicon_of(self, i: int) -> str | None:
+        """The word list of the ``i``-th LM (the one list when there is one for all)."""
+        files = self.lexicon_files
+        return files[i] if len(files) > 1 else (files[0] if files else None)
+
+    @property
+    def lexicon_files(self) -> list[str]:
+        """The word list file names, as a list (empty without a lexicon)."""
+        return self.lexicon if isinstance(self.lexicon, list) else [] if self.lexicon is None else [self.lexicon]

@@ -102,9 +102,10 @@ def test_a_wheel_carries_the_default_model(tmp_path):
     for name in ("model.pt", "model.pt.decoding.json"):
         assert f"handwrite/models/default/{name}" in names
     spec = json.loads(zipfile.ZipFile(wheel).read("handwrite/models/default/model.pt.decoding.json"))
-    lms = spec["lm"] if isinstance(spec.get("lm"), list) else [spec["lm"]] if spec.get("lm") else []
-    for lm in lms:
-        assert f"handwrite/models/default/{lm}" in names  # the LMs the settings name travel too
+    for key in ("lm", "lexicon"):
+        files = spec[key] if isinstance(spec.get(key), list) else [spec[key]] if spec.get(key) else []
+        for name in files:
+            assert f"handwrite/models/default/{name}" in names  # the LMs and word lists the settings name travel too
 
 
 def test_network_calls_hold_at_most_a_batch_of_lines_and_columns(trained, monkeypatch):

@@ -178,11 +178,18 @@ def test_lm_build_from_empty_text(tmp_path):
 
 
 def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
-    """A French LM built with --alphabet-of covers the English model; two LMs tune and decode together."""
+    """A French LM built with --alphabet-of covers the English model; two LMs, each with its word
+    list, tune and decode together."""
     fr, en = tmp_path / "fr.arpa", tmp_path / "en.arpa"
-    r = runner.invoke(app, ["lm", "build", str(COPISTE_MINI), "-o", str(fr), "--alphabet-of", str(model)])
+    words = {lang: str(tmp_path / f"{lang}.words") for lang in ("en", "fr")}
+    r = runner.invoke(
+        app,
+        ["lm", "build", str(COPISTE_MINI), "-o", str(fr), "--alphabet-of", str(model), "--lexicon-out", words["fr"]],
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["lm", "build", str(IAM_MINI), "--split", "train", "-o", str(en)])
+    r = runner.invoke(
+        app, ["lm", "build", str(IAM_MINI), "--split", "train", "-o", str(en), "--lexicon-out", words["en"]]
+    )
     assert r.exit_code == 0, r.output
     base = ["-m", str(model), str(IAM_MINI), "--split", "train"]
     r = runner.invoke(app, ["eval", *base, "--lm", str(fr), "--json", "-q"])
@@ -190,10 +197,11 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     r = runner.invoke(
         app,
         ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5,1", "--bonuses", "1", "-q"]
-        + ["--max-density", "0.3", "--json"],
+        + ["--lexicon", words["en"], "--lexicon", words["fr"], "--oov-penalty", "3", "--max-density", "0.3", "--json"],
     )
     assert r.exit_code == 0, r.output
     assert load_spec(model).lm == [str(en), str(fr)] and load_spec(model).max_density == 0.3
+    assert load_spec(model).lexicon == [words["en"], words["fr"]] and load_spec(model).oov_penalty == 3
     # Each grid row counts the lines each LM decoded, which the saved weights were chosen on.
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(rows) == 3 and all(sum(part["lines"] for part in row["per_lm"]) == 6 for row in rows[1:])

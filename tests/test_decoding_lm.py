@@ -214,8 +214,49 @@ def test_lexicon_with_an_oov_penalty_weighs_evidence_against_the_penalty():
     assert read(200.0) == strict  # a penalty larger than any evidence acts like the strict lexicon
 
 
-def test_lexicon_from_text_splits_off_punctuation():
-    assert Lexicon.from_texts(["Dear Hooker, it's 1908."]).words == {"Dear", "Hooker", "it's", "1908"}
+def test_lexicon_words_are_runs_of_letters():
+    # Punctuation, digits and apostrophes stand between words, in text and in word lists alike.
+    assert Lexicon.from_texts(["Dear Hooker, it's 1908."]).words == {"Dear", "Hooker", "it", "s"}
+    assert Lexicon(["l'homme", "aujourd’hui", "1er", "12"]).words == {"l", "homme", "aujourd", "hui", "er"}
+    with pytest.raises(HandwriteError, match="no words"):
+        Lexicon(["1908", "--"])
+
+
+def test_lexicon_prefixes_match_brute_force_and_the_cache_stays_bounded(monkeypatch):
+    from handwrite import decoding
+
+    monkeypatch.setattr(decoding, "PREFIX_CACHE_ENTRIES", 50)
+    rng = np.random.default_rng(5)
+    words = ["".join(rng.choice(list("abcé"), rng.integers(1, 6))) for _ in range(60)]
+    lexicon = Lexicon(words)
+    prefixes = {w[:k] for w in lexicon.words for k in range(len(w) + 1)}
+    for text in {"".join(rng.choice(list("abcéz"), rng.integers(0, 7))) for _ in range(400)} | prefixes:
+        assert lexicon.is_prefix(text) == (text in prefixes), text
+        assert len(lexicon._prefix) <= 50
+
+
+def test_word_lists_round_trip_plain_or_gzipped_and_bad_ones_name_their_file(tmp_path):
+    lexicon = Lexicon(["été", "Hooker", "l'homme"])
+    for name in ("words.txt", "words.txt.gz"):
+        lexicon.save(tmp_path / name)
+        assert Lexicon.load(tmp_path / name).words == lexicon.words
+    assert (tmp_path / "words.txt.gz").read_bytes()[:2] == b"\x1f\x8b"
+    assert (tmp_path / "words.txt").read_text(encoding="utf-8") == "Hooker\nhomme\nl\nété\n"
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b not gzip")
+    (tmp_path / "latin1.txt").write_bytes("été".encode("latin-1"))
+    (tmp_path / "numbers.txt").write_text("1 2 3\n", encoding="utf-8")
+    for name, problem in [("bad.gz", "cannot read"), ("latin1.txt", "cannot read"), ("numbers.txt", "no words")]:
+        with pytest.raises(HandwriteError, match=f"{name}: .*{problem}"):
+            Lexicon.load(tmp_path / name)
+    with pytest.raises(HandwriteError, match="missing.txt: lexicon file not found"):
+        Lexicon.load(tmp_path / "missing.txt")
+
+
+def test_elided_and_numbered_words_read_from_their_parts():
+    alphabet = Alphabet("abln'1 ")
+    search = PrefixBeamSearch(alphabet, beam=16, prune=0, lexicon=Lexicon(["l'ban", "a"]))
+    for text in ("l'ban a", "a 11 ban", "l'a"):
+        assert alphabet.decode(search.decode(_spell(alphabet, text))[0]) == text
 
 
 def test_lm_must_cover_model_alphabet(tmp_path):
@@ -415,3 +456,37 @@ def test_weights_per_lm_are_checked_built_saved_and_averaged_for_other_lms(tmp_p
     assert (one.lm_weight, one.insertion_bonus) == (0.625, 1.25)
     assert decoding(tmp_path / "model.onnx", lm=str(paths[0]), lm_weight=0.3).lm_weight == 0.3
     assert decoding(tmp_path / "model.onnx").lm_weight == [0.5, 0.75]
+
+
+def test_a_word_list_per_lm_is_checked_built_saved_and_dropped_for_other_lms(tmp_path):
+    from handwrite.bundle import decoding
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import build_search, load_spec, save_spec
+
+    with pytest.raises(HandwriteError, match="lexicon: 2 word lists for 1 LMs"):
+        DecoderSpec(lm="en.npz", lexicon=["en.words", "fr.words"])
+    with pytest.raises(HandwriteError, match="lexicon must be a file name"):
+        DecoderSpec(lexicon=["en.words", 3])
+    assert DecoderSpec(lexicon=["one.words"]).lexicon == "one.words"
+    alphabet = Alphabet("acdeghiot ")
+    lms, words = [], []
+    for name, text in (("en", "the cat the hat"), ("fr", "dog dig god")):
+        lms.append(str(tmp_path / f"{name}.arpa"))
+        write_arpa(lms[-1], build_arpa([text] * 5, 3, chars=alphabet.chars))
+        words.append(tmp_path / "lists" / f"{name}.words")
+        words[-1].parent.mkdir(exist_ok=True)
+        words[-1].write_text("\n".join(text.split()) + "\n", encoding="utf-8")
+    spec = DecoderSpec(decoder="beam", lm=lms, lexicon=[str(w) for w in words], oov_penalty=2.0)
+    choice = build_search(spec, alphabet)
+    assert [s.lexicon.words for s in choice.searches] == [{"the", "cat", "hat"}, {"dog", "dig", "god"}]
+    # One list serves every LM.
+    shared = build_search(DecoderSpec(decoder="beam", lm=lms, lexicon=str(words[0])), alphabet)
+    assert shared.searches[0].lexicon is shared.searches[1].lexicon
+    saved_at = save_spec(tmp_path / "model.onnx", spec)
+    assert '"lexicon": [\n  "lists/en.words",\n  "lists/fr.words"\n ]' in saved_at.read_text(encoding="utf-8")
+    assert load_spec(tmp_path / "model.onnx").lexicon == [str(w) for w in words]
+    # Given LMs of another number than the saved lists: those lists belonged to the saved LMs.
+    one = decoding(tmp_path / "model.onnx", lm=lms[0])
+    assert one.lexicon is None and one.lm == lms[0]
+    assert decoding(tmp_path / "model.onnx", lm=lms[0], lexicon=[words[1]]).lexicon == str(words[1])
+    assert decoding(tmp_path / "model.onnx", lm=lms[::-1]).lexicon == [str(w) for w in words]
