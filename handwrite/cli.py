@@ -944,7 +944,12 @@ def lm_tune(
     split: Optional[str] = typer.Option(None, "--split", help="Split name (e.g. validation) or list file."),
     fmt: Format = FormatOpt,
     lexicon: Optional[list[Path]] = LexiconOpt,
-    oov_penalty: Optional[float] = OovOpt,
+    penalties: Optional[str] = typer.Option(
+        None,
+        "--oov-penalties",
+        help="With --lexicon: OOV penalties to try, comma-separated (one for all LMs; default: none, words "
+        "outside the lexicon are not emitted).",
+    ),
     beam: int = typer.Option(16, "--beam"),
     max_density: Optional[float] = DensityOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
@@ -956,8 +961,8 @@ def lm_tune(
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
-    """Grid-search the LM weight and insertion bonus on a validation set; keep the lowest CER. With
-    several LMs, each keeps the setting that reads best the lines it decodes."""
+    """Grid-search the LM weight and insertion bonus (and with a lexicon, the OOV penalty) on a validation
+    set; keep the lowest CER. With several LMs, each keeps the weights that read best the lines it decodes."""
     from .bundle import decoding, load, model_path
     from .decoding import best_setting, save_spec, tune_decoder
     from .metrics import ErrorCounts
@@ -966,36 +971,42 @@ def lm_tune(
     try:
         grid_w = [float(x) for x in weights.split(",")]
         grid_b = [float(x) for x in bonuses.split(",")]
+        grid_p = [float(x) for x in penalties.split(",")] if penalties else [None]
     except ValueError:
-        _fail("--weights and --bonuses take comma-separated numbers")
+        _fail("--weights, --bonuses and --oov-penalties take comma-separated numbers")
+    if penalties and not lexicon:
+        _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
     base = DecoderSpec(
         decoder="beam",
         lm=[str(f) for f in lm],
         lexicon=[str(f) for f in lexicon or []],
         beam=beam,
-        oov_penalty=oov_penalty,
+        oov_penalty=grid_p[0],
         max_density=decoding(model, max_density=max_density).max_density,  # how the lines are read is kept
     )
     # The network only (greedy): tuning runs its own searches.
     recognizer = load(model, threads=threads, spec=DecoderSpec(max_density=base.max_density))
     records, _ = _read_data(data, fmt, split)
-    with bar(len(grid_w) * len(grid_b), "tuning", not quiet) as b:
-        rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance)
+    with bar(len(grid_p) * len(grid_w) * len(grid_b), "tuning", not quiet) as b:
+        rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance, grid_p)
     for row in rows:
         if as_json:
             typer.echo(_json(row))
         else:
             w = "-" if row["lm_weight"] is None else row["lm_weight"]
             bonus = "-" if row["insertion_bonus"] is None else row["insertion_bonus"]
+            oov = f"\toov={row['oov_penalty']}" if penalties and row["decoder"] == "beam" else ""
             own = "".join(
                 f"\tCER {ErrorCounts(**p).cer:.2%} of LM {i + 1}'s lines" for i, p in enumerate(row.get("per_lm", []))
             )
-            typer.echo(f"{row['decoder']}\talpha={w}\tbeta={bonus}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}{own}")
+            typer.echo(
+                f"{row['decoder']}\talpha={w}\tbeta={bonus}{oov}\tCER {row['cer']:.2%}\tWER {row['wer']:.2%}{own}"
+            )
     best, spec = best_setting(rows, base)
     if save:
         path = save_spec(model, spec)
-        what = f"alpha={spec.lm_weight} beta={spec.insertion_bonus}"
+        what = f"alpha={spec.lm_weight} beta={spec.insertion_bonus}" + (f" oov={spec.oov_penalty}" if penalties else "")
         if spec.decoder == "greedy":
             what = "greedy, no setting of this LM beat it"
         _log(f"best: {what} (CER {best['cer']:.2%}); saved to {path}")

@@ -219,9 +219,10 @@ class PrefixBeamSearch:
         if lexicon is not None:
             self.is_word_char = np.array([False] + [c in lexicon.word_chars for c in alphabet.chars])
 
-    def set_weights(self, lm_weight: float, insertion_bonus: float) -> None:
-        """New alpha and beta, keeping the LM and its cache (what `lm tune` tries in turn)."""
-        self.lm_weight, self.insertion_bonus = lm_weight, insertion_bonus
+    def set_weights(self, lm_weight: float, insertion_bonus: float, oov_penalty: float | None) -> None:
+        """New alpha, beta and OOV penalty, keeping the LM, its cache and the lexicon (what `lm tune`
+        tries in turn)."""
+        self.lm_weight, self.insertion_bonus, self.oov_penalty = lm_weight, insertion_bonus, oov_penalty
 
     def decode(self, log_probs: np.ndarray) -> tuple[list[int], float]:
         """log_probs (T, C) of one line -> (labels, score of the best prefix).
@@ -386,9 +387,9 @@ class LMChoice:
             chosen.append(mine if (row[mine] - row[theirs]) / (len(text) + 1) > SWITCH_MARGIN else theirs)
         return chosen
 
-    def set_weights(self, lm_weight: float, insertion_bonus: float) -> None:
+    def set_weights(self, lm_weight: float, insertion_bonus: float, oov_penalty: float | None) -> None:
         for search in self.searches:
-            search.set_weights(lm_weight, insertion_bonus)
+            search.set_weights(lm_weight, insertion_bonus, oov_penalty)
 
 
 def build_search(spec: DecoderSpec, alphabet: Alphabet) -> LMChoice | None:
@@ -459,10 +460,17 @@ def save_spec(model_path: Path, spec: DecoderSpec) -> Path:
 
 
 def tune_decoder(
-    recognizer, records: Sequence, base: DecoderSpec, weights: Sequence[float], bonuses: Sequence[float], progress=None
+    recognizer,
+    records: Sequence,
+    base: DecoderSpec,
+    weights: Sequence[float],
+    bonuses: Sequence[float],
+    progress=None,
+    penalties: Sequence[float | None] | None = None,
 ) -> list[dict]:
-    """CER/WER on ``records`` for every (LM weight, insertion bonus) pair, greedy first; with
-    several LMs, each row also has ``per_lm``: the counts of the lines each LM decoded.
+    """CER/WER on ``records`` for every (OOV penalty, LM weight, insertion bonus), greedy first;
+    ``penalties`` (with a lexicon; default: ``base``'s one) are the outer loop. With several LMs,
+    each row also has ``per_lm``: the counts of the lines each LM decoded.
 
     The network runs once; only the search is repeated, sharing one LM and its cache. An
     unreadable line counts as an empty hypothesis (all its characters wrong), as in evaluation.
@@ -487,21 +495,23 @@ def tune_decoder(
     for k, rec in enumerate(records):
         counts.add(rec.text, alphabet.decode(frames[k].labels) if k in frames else "")
     rows = [{"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": counts.cer, "wer": counts.wer}]
-    for w in weights:
-        for bonus in bonuses:
-            search.set_weights(w, bonus)
-            per_lm = [ErrorCounts() for _ in search.searches]
-            for k, rec in enumerate(records):
-                # An unreadable line goes to the first LM's count: it is wrong whatever the weights.
-                hyp = search.searches[which[k]].decode(frames[k].log_probs)[0] if k in frames else []
-                per_lm[which.get(k, 0)].add(rec.text, alphabet.decode(hyp))
-            counts = sum(per_lm, ErrorCounts())
-            row = {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "cer": counts.cer, "wer": counts.wer}
-            if len(per_lm) > 1:
-                row["per_lm"] = [asdict(c) for c in per_lm]
-            rows.append(row)
-            if progress:
-                progress(1)
+    for penalty in penalties or [base.oov_penalty]:
+        for w in weights:
+            for bonus in bonuses:
+                search.set_weights(w, bonus, penalty)
+                per_lm = [ErrorCounts() for _ in search.searches]
+                for k, rec in enumerate(records):
+                    # An unreadable line goes to the first LM's count: it is wrong whatever the weights.
+                    hyp = search.searches[which[k]].decode(frames[k].log_probs)[0] if k in frames else []
+                    per_lm[which.get(k, 0)].add(rec.text, alphabet.decode(hyp))
+                counts = sum(per_lm, ErrorCounts())
+                row = {"decoder": "beam", "lm_weight": w, "insertion_bonus": bonus, "oov_penalty": penalty}
+                row |= {"cer": counts.cer, "wer": counts.wer}
+                if len(per_lm) > 1:
+                    row["per_lm"] = [asdict(c) for c in per_lm]
+                rows.append(row)
+                if progress:
+                    progress(1)
     return rows
 
 
@@ -509,27 +519,40 @@ def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, Decoder
     """The row of ``tune_decoder`` to keep, and the decoder settings it stands for.
 
     An LM of other text can hurt; the user asked for this LM, so greedy wins only when strictly better.
-    With several LMs each takes the weights that read its own lines best.
+    With several LMs each takes the weights that read its own lines best, under the one OOV penalty
+    that reads all lines best so.
     """
-    best = min(rows[1:], key=lambda r: (r["cer"], r["wer"]))
-    if "per_lm" in best:
-        from .metrics import ErrorCounts
-
-        # Each LM decodes the same lines in every row; one that decoded none keeps the best row's weights.
-        picks = [
-            min(rows[1:], key=lambda r, i=i: (r["per_lm"][i]["char_edits"], r["per_lm"][i]["word_edits"]))
-            if best["per_lm"][i]["lines"]
-            else best
-            for i in range(len(best["per_lm"]))
-        ]
-        counts = sum((ErrorCounts(**pick["per_lm"][i]) for i, pick in enumerate(picks)), ErrorCounts())
-        best = {
-            "decoder": "beam",
-            "lm_weight": [pick["lm_weight"] for pick in picks],
-            "insertion_bonus": [pick["insertion_bonus"] for pick in picks],
-            "cer": counts.cer,
-            "wer": counts.wer,
-        }
+    penalties = dict.fromkeys(r["oov_penalty"] for r in rows[1:])
+    best = min(
+        (_best_weights([r for r in rows[1:] if r["oov_penalty"] == p]) for p in penalties),
+        key=lambda r: (r["cer"], r["wer"]),
+    )
     if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
         return rows[0], DecoderSpec(decoder="greedy", max_density=base.max_density)
-    return best, replace(base, lm_weight=best["lm_weight"], insertion_bonus=best["insertion_bonus"])
+    chosen = {k: best[k] for k in ("lm_weight", "insertion_bonus", "oov_penalty")}
+    return best, replace(base, **chosen)
+
+
+def _best_weights(rows: Sequence[dict]) -> dict:
+    """The best of beam rows of one OOV penalty: with several LMs, a row made of each LM's best weights."""
+    best = min(rows, key=lambda r: (r["cer"], r["wer"]))
+    if "per_lm" not in best:
+        return best
+    from .metrics import ErrorCounts
+
+    # Each LM decodes the same lines in every row; one that decoded none keeps the best row's weights.
+    picks = [
+        min(rows, key=lambda r, i=i: (r["per_lm"][i]["char_edits"], r["per_lm"][i]["word_edits"]))
+        if best["per_lm"][i]["lines"]
+        else best
+        for i in range(len(best["per_lm"]))
+    ]
+    counts = sum((ErrorCounts(**pick["per_lm"][i]) for i, pick in enumerate(picks)), ErrorCounts())
+    return {
+        "decoder": "beam",
+        "lm_weight": [pick["lm_weight"] for pick in picks],
+        "insertion_bonus": [pick["insertion_bonus"] for pick in picks],
+        "oov_penalty": best["oov_penalty"],
+        "cer": counts.cer,
+        "wer": counts.wer,
+    }

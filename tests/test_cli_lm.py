@@ -197,14 +197,18 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     r = runner.invoke(
         app,
         ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5,1", "--bonuses", "1", "-q"]
-        + ["--lexicon", words["en"], "--lexicon", words["fr"], "--oov-penalty", "3", "--max-density", "0.3", "--json"],
+        + ["--lexicon", words["en"], "--lexicon", words["fr"], "--oov-penalties", "3,8", "--max-density", "0.3"]
+        + ["--json"],
     )
     assert r.exit_code == 0, r.output
     assert load_spec(model).lm == [str(en), str(fr)] and load_spec(model).max_density == 0.3
-    assert load_spec(model).lexicon == [words["en"], words["fr"]] and load_spec(model).oov_penalty == 3
+    assert load_spec(model).lexicon == [words["en"], words["fr"]]
     # Each grid row counts the lines each LM decoded, which the saved weights were chosen on.
     rows = [json.loads(line) for line in r.stdout.splitlines()]
-    assert len(rows) == 3 and all(sum(part["lines"] for part in row["per_lm"]) == 6 for row in rows[1:])
+    assert len(rows) == 5 and all(sum(part["lines"] for part in row["per_lm"]) == 6 for row in rows[1:])
+    assert [row["oov_penalty"] for row in rows[1:]] == [3, 3, 8, 8] and load_spec(model).oov_penalty in (3, 8)
+    r = runner.invoke(app, ["lm", "tune", *base, "--lm", str(en), "--oov-penalties", "3", "--no-save"])
+    assert r.exit_code == 2 and "--oov-penalties needs a --lexicon" in r.stderr
     r = runner.invoke(app, ["eval", *base, "--json", "-q"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)

@@ -339,8 +339,8 @@ def test_lm_choice_decodes_each_document_with_the_lm_that_reads_it_best(tmp_path
     # (4.3), is decoded with the other LM, and a second document chooses on its own.
     assert choice.choose(["tog"], [0]) == [1]
     assert choice.choose(["the cat the hat", "tog", "dog", "dig god"], ["p1", "p1", "p1", "p2"]) == [0, 0, 1, 1]
-    choice.set_weights(0.25, 1.5)
-    assert all((s.lm_weight, s.insertion_bonus) == (0.25, 1.5) for s in choice.searches)
+    choice.set_weights(0.25, 1.5, 4.0)
+    assert all((s.lm_weight, s.insertion_bonus, s.oov_penalty) == (0.25, 1.5, 4.0) for s in choice.searches)
 
 
 def test_one_search_needs_no_choice():
@@ -397,15 +397,14 @@ def test_alignment_places_every_character_of_a_long_line():
     assert all(last == first and conf > 0.9 for first, last, conf in spans)
 
 
-def _row(w, b, *per_lm):
-    """A `tune_decoder` row for weights (w, b) whose LMs' lines had (char_edits, chars) each."""
+def _row(w, b, *per_lm, oov=None):
+    """A `tune_decoder` row for weights (w, b) (and OOV penalty) whose LMs' lines had (char_edits, chars) each."""
     from handwrite.metrics import ErrorCounts
 
     parts = [ErrorCounts(char_edits=e, chars=n, word_edits=e, words=n // 4, lines=n // 20) for e, n in per_lm]
     total = sum(parts, ErrorCounts())
-    return {"decoder": "beam", "lm_weight": w, "insertion_bonus": b, "cer": total.cer, "wer": total.wer} | {
-        "per_lm": [asdict(p) for p in parts]
-    }
+    row = {"decoder": "beam", "lm_weight": w, "insertion_bonus": b, "oov_penalty": oov}
+    return row | {"cer": total.cer, "wer": total.wer, "per_lm": [asdict(p) for p in parts]}
 
 
 def test_tuning_gives_each_lm_the_weights_that_read_its_own_lines_best():
@@ -429,6 +428,21 @@ def test_tuning_gives_each_lm_the_weights_that_read_its_own_lines_best():
     # Greedy still wins when it reads better than the best combination.
     rows = [greedy | {"cer": 0.05}, _row(0.5, 1.0, (90, 1000), (130, 1000))]
     assert best_setting(rows, base)[1].decoder == "greedy"
+
+
+def test_tuning_takes_the_oov_penalty_whose_best_weights_read_best():
+    """One penalty for all LMs: the one under which each LM's best weights together read best, even
+    where another penalty has the best single row."""
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import best_setting
+
+    base = DecoderSpec(decoder="beam", lm=["en.npz", "fr.npz"], lexicon=["en.words", "fr.words"], oov_penalty=5.0)
+    greedy = {"decoder": "greedy", "lm_weight": None, "insertion_bonus": None, "cer": 0.2, "wer": 0.4}
+    rows = [greedy, _row(0.5, 1.0, (100, 1000), (100, 1000), oov=2.0)]  # 200 wrong: the best single row
+    rows += [_row(0.5, 1.0, (80, 1000), (130, 1000), oov=3.0), _row(0.5, 1.5, (130, 1000), (90, 1000), oov=3.0)]
+    best, spec = best_setting(rows, base)
+    assert spec.oov_penalty == 3.0 and spec.insertion_bonus == [1.0, 1.5]
+    assert best["cer"] == pytest.approx((80 + 90) / 2000) and spec.lexicon == ["en.words", "fr.words"]
 
 
 def test_weights_per_lm_are_checked_built_saved_and_averaged_for_other_lms(tmp_path):
