@@ -228,8 +228,8 @@ LmOpt = typer.Option(
 LexiconOpt = typer.Option(
     None,
     "--lexicon",
-    help="Word list (one per line); words outside it are not emitted unless --oov-penalty. Repeat it for one "
-    "list per --lm, in the same order.",
+    help="Word list (one per line, plain or .gz); words outside it are not emitted unless given an OOV penalty "
+    "(--oov-penalty; lm tune: --oov-penalties). Repeat it for one list per --lm, in the same order.",
 )
 BeamOpt = typer.Option(None, "--beam", help=f"Beam width (default {_SPEC.beam}, at most {MAX_BEAM}).")
 LmWeightOpt = typer.Option(None, "--lm-weight", help=f"LM weight alpha (default {_SPEC.lm_weight}).")
