@@ -10,7 +10,8 @@ MODEL may be a .pt checkpoint or an .onnx export (`handwrite export`).
 clipping, AdamW) on real batches after a warm-up, with augmentation running in one DataLoader worker
 as in `handwrite train`. ``infer`` times transcription of already-decoded
 line images (reading and scaling the files included) at batch 1 and batch 16,
-greedy and, with --lm, beam search, plus the model load time. ``read`` times reading
+greedy and, with --lm, beam search, and the model's own saved decoding (``saved``: its
+LMs, word lists and re-reading of dense lines, as eval and transcribe use it), plus the model load time. ``read`` times reading
 a dataset and decoding every line as training does (for page files: parsing the XML,
 decoding each page once, cutting and masking every line). Peak RSS is the whole process's (ru_maxrss), so run
 each mode in its own process. Uses only the standard library and torch.
@@ -32,7 +33,7 @@ import torch  # noqa: E402
 
 import handwrite  # noqa: E402, F401  (sets OMP_WAIT_POLICY before torch loads)
 from handwrite.batching import LineDataset, WidthBatchSampler, collate  # noqa: E402
-from handwrite.bundle import load  # noqa: E402
+from handwrite.bundle import decoding, load  # noqa: E402
 from handwrite.codec import Alphabet  # noqa: E402
 from handwrite.config import (  # noqa: E402
     DecoderSpec,  # noqa: E402
@@ -132,6 +133,9 @@ def bench_infer(args) -> dict:
                 insertion_bonus=args.insertion_bonus,
                 beam=args.beam,
             )
+    saved = decoding(args.model)  # the model's own settings (.decoding.json), as eval and transcribe read it
+    if saved.decoder == "beam":
+        decoders["saved"] = saved
     for name, spec in decoders.items():
         for batch in (1, 16):
             rec = load(args.model, batch_size=batch, spec=spec)
