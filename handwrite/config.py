@@ -202,14 +202,19 @@ class DecoderSpec:
     @property
     def lm_files(self) -> list[str]:
         """The LM file names, as a list (empty without an LM)."""
-        return self.lm if isinstance(self.lm, list) else [] if self.lm is None else [self.lm]
+        return _file_list(self.lm)
+
+    @property
+    def lexicon_files(self) -> list[str]:
+        """The word list file names, as a list (empty without a lexicon)."""
+        return _file_list(self.lexicon)
 
     def lexicon_of(self, i: int) -> str | None:
         """The word list of the ``i``-th LM (the one list when there is one for all)."""
         files = self.lexicon_files
         return files[i] if len(files) > 1 else (files[0] if files else None)
 
-    @property
-    def lexicon_files(self) -> list[str]:
-        """The word list file names, as a list (empty without a lexicon)."""
-        return self.lexicon if isinstance(self.lexicon, list) else [] if self.lexicon is None else [self.lexicon]
+
+def _file_list(value: str | list[str] | None) -> list[str]:
+    """One file name, several, or none, as a list."""
+    return value if isinstance(value, list) else [] if value is None else [value]
