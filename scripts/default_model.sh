@@ -55,7 +55,7 @@ if [ ! -d "$OUT/fonts-heldout" ]; then
 fi
 # Real writers.
 scripts/fetch_htr_united.sh "$SOURCES"
-[ -f "$OUT/real/peraire/train.txt" ] || $PY scripts/prepare_htr_united.py "$SOURCES" "$OUT/real"
+[ -f "$OUT/real/celestine/validation.txt" ] || $PY scripts/prepare_htr_united.py "$SOURCES" "$OUT/real"
 R=$OUT/real
 awk 'NR%10==1' "$R/timeus/validation.txt" > "$R/timeus/val-small.txt"   # 1 line in 10 of the held-out register
 awk 'NR%10!=1' "$R/timeus/validation.txt" > "$R/timeus/val-rest.txt"    # the rest trains

@@ -5,7 +5,8 @@
 #   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT]
 #
 # REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
-# and CREMMA-MSS-19; every 10th line of LECTAUREP, a source never trained on); SYNTH_HELDOUT: `handwrite
+# and CREMMA-MSS-19; every 10th line of LECTAUREP, and all of CREMMA-MSS-20 and Celestine Doniau-Danest's
+# diary: sources never trained on); SYNTH_HELDOUT: `handwrite
 # synth` lines drawn with font families held out of training (English text), the stand-in for unseen
 # English hands. Sets that are absent are skipped.
 set -uo pipefail
@@ -13,7 +14,8 @@ MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}
 SHARED=${SHARED:-../shared/data}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 SETS=("$SHARED/iam-hooker test" "$SHARED/iam-hooker validation" "$SHARED/copiste-fr validation")
-[ -n "$REAL" ] && SETS+=("$REAL/poilus validation" "$REAL/mss19 validation")
+[ -n "$REAL" ] && SETS+=("$REAL/poilus validation" "$REAL/mss19 validation" "$REAL/mss20 validation"
+  "$REAL/celestine validation")
 if [ -f "$REAL/lectaurep/validation.txt" ]; then
   sample=$(mktemp); trap 'rm -f "$sample"' EXIT
   awk 'NR % 10 == 1' "$REAL/lectaurep/validation.txt" > "$sample"

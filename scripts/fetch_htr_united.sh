@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The public handwriting ground truth the default model trains on, and LECTAUREP's registers, which it is
-# only evaluated on, at pinned commits (all CC-BY 4.0; attribution in models/default/README.md):
+# The public handwriting ground truth the default model trains on, and LECTAUREP's registers, CREMMA-MSS-20 and
+# Celestine Doniau-Danest's diary, which it is only evaluated on, at pinned commits (all CC-BY 4.0; attribution
+# in models/default/README.md):
 #
 #   scripts/fetch_htr_united.sh DEST
 #
@@ -17,6 +18,8 @@ REPOS=(
   "timeuscorpus https://github.com/HTR-United/timeuscorpus df8ee63837dabe79c511e8aa748f465da5e2d5e5"
   "peraire-ground-truth https://github.com/alix-tz/peraire-ground-truth 61b321ed05fc1d40e6c6e4351fd2162fd5bff478"
   "lectaurep-repertoires https://github.com/HTR-United/lectaurep-repertoires 3d1c86cf5389265a1ce8b620301d36b4709eb435"
+  "CREMMA-MSS-20 https://github.com/HTR-United/CREMMA-MSS-20 f737d0cb53d28edf1573c5956460bfdd58be6267"
+  "dataset-celestine-doniau-danest https://github.com/alix-tz/dataset-celestine-doniau-danest 645616d5cc8ffd0d84fd63284cde0647f17a1167"
 )
 mkdir -p "$DEST"
 for entry in "${REPOS[@]}"; do

@@ -10,7 +10,7 @@ type, and writes ``OUT_DIR/<collection>/<page>/<line>.png`` + ``.gt.txt`` with
 writer-disjoint ``train.txt`` / ``validation.txt`` lists.
 
 Conventions: ``^`` marks a superscript (``1^er``) and is dropped (``1er``); lines
-with crossed-out words (``#``, ``[[...]]``), editorial marks (``⋎``, ``{``), unread
+with crossed-out words (``#``, ``[[...]]``, ``<>``), editorial marks (``⋎``, ``{``), unread
 words (``XXX``) or signs nobody types (``ȼ``) are left out, since their images hold ink
 their text does not describe; so are the pre-printed headings of LECTAUREP's registers.
 """
@@ -30,7 +30,7 @@ from handwrite.pagexml import local, read_page_file
 from handwrite.preprocess import read_line_image
 
 HEIGHT = 128  # stored crops: at most this high (the model reads 64), as in ../shared/data
-DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ")
+DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ|<>")
 
 # collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers: a number to
 # pick, their names, or None for all)
@@ -47,6 +47,10 @@ COLLECTIONS = {
     # Never trained on: all of it is validation, a source the mix has not seen (and one hand, Dufour's 100
     # pages, long enough for the adaptation curve's larger sizes).
     "lectaurep": ("lectaurep-repertoires/data", lambda rid: rid.split("/")[0], None),
+    # Two 20th-century hands (a letter; Badinter's drafts of his 1981 speech), never trained on.
+    "mss20": ("CREMMA-MSS-20/data", lambda rid: rid.split("/")[0], None),
+    # One diarist's hand, 1914-15, never trained on.
+    "celestine": ("dataset-celestine-doniau-danest/data", lambda rid: "celestine", None),
 }
 
 

@@ -33,3 +33,13 @@ def test_lectaurep_leaves_printed_headings_out_and_holds_every_line_out_of_train
     assert (out / "train.txt").read_text(encoding="utf-8") == ""
     assert summary["train"] == 0 and summary["validation"] == 3 and summary["writers"] == 1
     assert all(name.startswith("lectaurep-x-1_") for name in kept)  # the writer prefix of adaptation_curve.sh
+
+
+def test_lines_with_editorial_marks_are_left_out_and_superscripts_kept_as_typed():
+    clean = prepare_htr_united.clean
+    # CREMMA-MSS-19 and -20 mark a crossed-out word "<>": the line's ink holds a word its text lacks.
+    assert clean("de la République de <> demander à l'Assemblée") is None
+    assert clean("Je vis le maître de ceux qui <> la science") is None
+    assert clean("barré # ici") is None and clean("un [[mot]] rayé") is None
+    assert clean("le 1^er août, 2^f ,40") == "le 1er août, 2f ,40"
+    assert clean("a < b > c") == "a < b > c"  # lone angle brackets are text
