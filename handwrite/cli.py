@@ -11,7 +11,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -241,7 +241,25 @@ DensityOpt = typer.Option(
     help="Read again, stretched, the lines whose greedy reading has more characters per output frame than "
     "this (0: read each line once; default: the model's saved settings, else 0).",
 )
+ReadAsOpt = typer.Option(
+    None,
+    "--read-as",
+    help="Read a character the network writes as another, e.g. \"’='\" (repeatable; 'none': each as written; "
+    "default: the model's saved settings).",
+)
 WorkersOpt = typer.Option(1, "--workers", help="Processes for beam search (the network runs in this one).")
+
+
+def _read_as(values: Optional[list[str]]) -> Optional[dict[str, str]]:
+    """--read-as values as DecoderSpec.read_as; None when none are given (the saved settings apply)."""
+    if not values:
+        return None
+    if values == ["none"]:
+        return {}
+    for v in values:
+        if len(v) != 3 or v[1] != "=":
+            _fail(f"--read-as {v!r}: give a character, '=' and the one to read it as (e.g. \"’='\"), or none")
+    return {v[0]: v[2] for v in values}
 
 
 ModelOpt = typer.Option(
@@ -254,7 +272,7 @@ ModelOpt = typer.Option(
 
 
 def _load_recognizer(
-    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, max_density
+    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, max_density, read_as
 ):
     """The model bundle with its saved decoding under the flags: what eval and transcribe share
     (the same handwrite.load a Python caller uses)."""
@@ -274,6 +292,7 @@ def _load_recognizer(
         insertion_bonus=bonus,
         oov_penalty=oov,
         max_density=max_density,
+        read_as=_read_as(read_as),
     )
     return recognizer.spec, recognizer
 
@@ -537,6 +556,7 @@ def evaluate(
     bonus: Optional[float] = BonusOpt,
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
+    read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -562,7 +582,7 @@ def evaluate(
     rows, failed = [], 0
     for m in models:
         spec, recognizer = _load_recognizer(
-            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density
+            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density, read_as
         )
         t0 = time.monotonic()
         ev = Evaluation(ErrorCounts(), [])
@@ -671,6 +691,7 @@ def transcribe(
     bonus: Optional[float] = BonusOpt,
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
+    read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -708,7 +729,7 @@ def transcribe(
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
         _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
     spec, recognizer = _load_recognizer(
-        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density
+        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density, read_as
     )
     rows: list[str] = []
     counts = {"lines": 0, "failed": 0}
@@ -952,6 +973,7 @@ def lm_tune(
     ),
     beam: int = typer.Option(16, "--beam"),
     max_density: Optional[float] = DensityOpt,
+    read_as: Optional[list[str]] = ReadAsOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
     save: bool = typer.Option(
@@ -977,16 +999,17 @@ def lm_tune(
     if penalties and not lexicon:
         _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
-    base = DecoderSpec(
+    reading = decoding(model, max_density=max_density, read_as=_read_as(read_as)).reading()  # kept as saved
+    base = replace(
+        reading,
         decoder="beam",
         lm=[str(f) for f in lm],
         lexicon=[str(f) for f in lexicon or []],
         beam=beam,
         oov_penalty=grid_p[0],
-        max_density=decoding(model, max_density=max_density).max_density,  # how the lines are read is kept
     )
     # The network only (greedy): tuning runs its own searches.
-    recognizer = load(model, threads=threads, spec=DecoderSpec(max_density=base.max_density))
+    recognizer = load(model, threads=threads, spec=reading)
     records, _ = _read_data(data, fmt, split)
     with bar(len(grid_p) * len(grid_w) * len(grid_b), "tuning", not quiet) as b:
         rows = tune_decoder(recognizer, records, base, grid_w, grid_b, b.advance, grid_p)

@@ -163,6 +163,10 @@ class DecoderSpec:
     # the line to this density and read again (0: each line is read once). Dense writing leaves CTC
     # too few frames per character; the shipped model's setting is measured in its model card.
     max_density: float = 0.0
+    # Characters the network writes that are read as another ({"’": "'"}): in every frame the first's
+    # probability is added to the second's before decoding, so a model whose training sets typed one sign
+    # two ways writes it one way (the shipped model's case: its model card has the figures).
+    read_as: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.decoder not in ("greedy", "beam"):
@@ -194,6 +198,17 @@ class DecoderSpec:
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
         check_number("max_density", self.max_density, 0, 10)
+        self.read_as = dict(self.read_as or {})
+        for src, dst in self.read_as.items():
+            if not (isinstance(src, str) and isinstance(dst, str) and len(src) == len(dst) == 1 and src != dst):
+                raise HandwriteError(f"read_as: {src!r} -> {dst!r} is not one character read as another")
+            if dst in self.read_as:
+                raise HandwriteError(f"read_as: {dst!r} is read as another itself; map {src!r} to that one")
+
+    def reading(self) -> DecoderSpec:
+        """Only how the network's output is read (``max_density``, ``read_as``), decoded greedily: what
+        `lm tune` runs the network with, and what a model keeps when its search settings cannot apply."""
+        return DecoderSpec(max_density=self.max_density, read_as=dict(self.read_as))
 
     def weights(self, i: int) -> tuple[float, float]:
         """(alpha, beta) of the ``i``-th LM."""

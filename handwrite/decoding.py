@@ -40,6 +40,18 @@ def _logaddexp(a: float, b: float) -> float:
     return a if b == NEG_INF else a + math.log1p(math.exp(b - a))
 
 
+def read_as(log_probs: np.ndarray, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``log_probs`` (..., C) with the first label of each pair read as the second (``DecoderSpec.read_as``):
+    its probability added to the second's, itself made impossible. A new array; the same one without pairs."""
+    if not pairs:
+        return log_probs
+    out = np.array(log_probs)
+    for src, dst in pairs:
+        out[..., dst] = np.logaddexp(out[..., dst], out[..., src])
+        out[..., src] = NEG_INF
+    return out
+
+
 def greedy(log_probs, lengths) -> list[tuple[list[int], float]]:
     """log_probs (T, N, C), lengths (N,) (numpy arrays, or anything np.asarray takes) -> per line:
     (labels, confidence).
@@ -528,7 +540,7 @@ def best_setting(rows: Sequence[dict], base: DecoderSpec) -> tuple[dict, Decoder
         key=lambda r: (r["cer"], r["wer"]),
     )
     if (rows[0]["cer"], rows[0]["wer"]) < (best["cer"], best["wer"]):
-        return rows[0], DecoderSpec(decoder="greedy", max_density=base.max_density)
+        return rows[0], base.reading()
     chosen = {k: best[k] for k in ("lm_weight", "insertion_bonus", "oov_penalty")}
     return best, replace(base, **chosen)
 

@@ -98,6 +98,13 @@ class Recognizer:
         self._cache: dict[Path, tuple[bytes, tuple[int, int]]] | None = {} if cache else None  # packed lines
         self.spec = decoder or DecoderSpec()
         self.search = build_search(self.spec, alphabet)  # None: greedy
+        lacking = [c for c in self.spec.read_as.values() if c not in alphabet]
+        if lacking:
+            raise HandwriteError(f"read_as: the model has no character {lacking[0]!r} to read others as")
+        # As label pairs; a character the model lacks is never written, so there is nothing to read as another.
+        self._read_as = [
+            (*alphabet.encode(a), *alphabet.encode(b)) for a, b in self.spec.read_as.items() if a in alphabet
+        ]
         self.workers = workers
 
     def _load(self, source) -> tuple[np.ndarray, tuple[int, int]]:
@@ -124,6 +131,7 @@ class Recognizer:
     def _network(self, batch: list[tuple[int, np.ndarray]], results: list[Transcription]) -> dict[int, LineFrames]:
         """Run the network over a batch of (index, line); sets each line's greedy confidence."""
         log_probs, lengths = self.network.run(*pad_lines([to_unit(x) for _, x in batch]))
+        log_probs = decoding.read_as(log_probs, self._read_as)
         out = {}
         for n, ((k, line), (labels, conf)) in enumerate(zip(batch, decoding.greedy(log_probs, lengths))):
             results[k].confidence = conf

@@ -39,7 +39,6 @@ from .config import (
     ADAPT_STEPS,
     ADAPT_WARMUP,
     PSEUDO_KEEP,
-    DecoderSpec,
     ModelConfig,
     TrainConfig,
 )
@@ -417,13 +416,13 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 
 def _inherit_decoding(init_model: Path, best: Path, new_chars: list[str], log) -> None:
     """Fine-tuning keeps the decoding settings of the model it started from (its LMs, their weights,
-    ``max_density``) for ``best.pt``, so that an adapted model reads the way the one it came from did.
-    An LM cannot score characters that model did not have: with new ones, only ``max_density`` is kept."""
+    ``max_density``, ``read_as``) for ``best.pt``, so that an adapted model reads the way the one it came from
+    did. An LM cannot score characters that model did not have: with new ones, only the reading is kept."""
     spec = load_spec(init_model)
     if spec is None:
         return
     if new_chars and spec.lm_files:
-        spec = DecoderSpec(max_density=spec.max_density)
+        spec = spec.reading()
         log(
             f"note: the LM of {init_model} does not know the new characters {''.join(new_chars)!r}: best.pt decodes "
             "greedily (build an LM with `lm build --alphabet-of best.pt` and `lm tune` it)"

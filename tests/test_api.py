@@ -170,3 +170,38 @@ def test_lines_denser_than_max_density_are_read_again_stretched():
         assert net.widths == widths
     with pytest.raises(handwrite.HandwriteError, match="max_density"):
         DecoderSpec(max_density=-1)
+
+
+class _TwoSigns:
+    """Three frames: blank most likely alone (0.4), the same sign written two ways (0.3 each)."""
+
+    cfg = None
+
+    def __init__(self):
+        from handwrite.config import ModelConfig
+
+        self.cfg = ModelConfig()
+
+    def run(self, images, widths):
+        log_probs = np.log(np.tile(np.array([0.4, 0.3, 0.3], np.float32), (3, len(widths), 1)))
+        return log_probs, np.full(len(widths), 3)
+
+
+def test_a_character_read_as_another_adds_its_probability_to_it():
+    from handwrite import DecoderSpec, Recognizer
+    from handwrite.codec import Alphabet
+
+    line = np.full((64, 80), 255, np.uint8)
+    line[20:40, 10:70:6] = 0
+    net, signs = _TwoSigns(), Alphabet("'’")
+    assert Recognizer(net, signs).read(line).text == ""  # neither way of writing it beats the blank
+    for decoder in ("greedy", "beam"):
+        rec = Recognizer(net, signs, decoder=DecoderSpec(decoder=decoder, read_as={"’": "'", "«": "'"}))
+        assert rec.read(line).text == "'"  # together they do (0.6); « is not the model's: nothing to read
+    with pytest.raises(handwrite.HandwriteError, match="no character '\"'"):
+        Recognizer(net, signs, decoder=DecoderSpec(read_as={"’": '"'}))
+    for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}):
+        with pytest.raises(handwrite.HandwriteError, match="read_as"):
+            DecoderSpec(read_as=bad)
+    spec = DecoderSpec(decoder="beam", lm="x.arpa", beam=4, max_density=0.4, read_as={"’": "'"})
+    assert spec.reading() == DecoderSpec(max_density=0.4, read_as={"’": "'"})

@@ -348,7 +348,7 @@ def test_average_refuses_different_networks(trained, tmp_path):
 
 
 def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp_path):
-    """An adapted model reads the way the one it came from did (LM, weights, max_density); when
+    """An adapted model reads the way the one it came from did (LM, weights, max_density, read_as); when
     the new lines bring characters that LM cannot score, it keeps only how lines are read."""
     import shutil
     from pathlib import Path
@@ -367,7 +367,7 @@ def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp
     lm = tmp_path / "start" / "lm.arpa"
     english = load_dataset(IAM_MINI, split="train")
     write_arpa(lm, build_arpa([r.text for r in english], 3))
-    save_spec(start, DecoderSpec(decoder="beam", lm=str(lm), lm_weight=0.7, max_density=0.4))
+    save_spec(start, DecoderSpec(decoder="beam", lm=str(lm), lm_weight=0.7, max_density=0.4, read_as={"’": "e"}))
     cfg = dict(max_steps=1, lr=1e-9, augment=False, workers=0, init_from=str(start))
 
     logs = []
@@ -378,7 +378,7 @@ def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp
 
     french = load_dataset(COPISTE_MINI, split="train")
     train(english + french, english, tmp_path / "new", cfg=TrainConfig(**cfg), show_progress=False, log=logs.append)
-    assert load_spec(tmp_path / "new" / "best.pt") == DecoderSpec(max_density=0.4)
+    assert load_spec(tmp_path / "new" / "best.pt") == DecoderSpec(max_density=0.4, read_as={"’": "e"})
     assert any("does not know the new characters" in m and "é" in m for m in logs)
 
 
