@@ -199,6 +199,40 @@ def _disk_full(monkeypatch, after: int):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
+@pytest.mark.parametrize("at_write", [1, 3, 40])
+def test_ctrl_c_while_a_checkpoint_is_written_stops_after_the_write(monkeypatch, tmp_path, at_write):
+    """A SIGINT arriving while torch.save writes last.pt or best.pt (here: sent by the file's own write
+    callback) stops the run once the file is whole: exit 130 and a loadable last.pt, not torch's half-written
+    zip records failing their end-of-file check (a RuntimeError, exit 70) or an abort at exit."""
+    real = checkpoint.atomic_write
+    sent = []
+
+    def interrupting(path, write):
+        class File:
+            def __init__(self, f):
+                self.f, self.calls = f, 0
+
+            def write(self, data):
+                self.calls += 1
+                if self.calls == at_write and not sent:
+                    sent.append(path.name)
+                    os.kill(os.getpid(), signal.SIGINT)
+                return self.f.write(data)
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+        real(path, lambda f: write(File(f)))
+
+    monkeypatch.setattr(checkpoint, "atomic_write", interrupting)
+    out = tmp_path / "run"
+    r = _cli_train(out, "--epochs", "3")
+    assert sent and r.exit_code == 130 and "Traceback" not in r.output, r.output
+    monkeypatch.undo()
+    assert checkpoint.load_state(out / "last.pt")["train_state"]["step"] >= 1
+    assert not [q for q in out.iterdir() if q.name.endswith(".tmp")]
+
+
 @pytest.mark.parametrize("after", [0, 1, 2, 4])
 def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path, after):
     out = tmp_path / "run"
