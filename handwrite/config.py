@@ -198,7 +198,10 @@ class DecoderSpec:
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
         check_number("max_density", self.max_density, 0, 10)
-        self.read_as = dict(self.read_as or {})
+        try:
+            self.read_as = dict(self.read_as or {})
+        except (TypeError, ValueError):
+            raise HandwriteError(f"read_as: {self.read_as!r} is not a mapping of characters to others") from None
         for src, dst in self.read_as.items():
             if not (isinstance(src, str) and isinstance(dst, str) and len(src) == len(dst) == 1 and src != dst):
                 raise HandwriteError(f"read_as: {src!r} -> {dst!r} is not one character read as another")

@@ -200,7 +200,7 @@ def test_a_character_read_as_another_adds_its_probability_to_it():
         assert rec.read(line).text == "'"  # together they do (0.6); « is not the model's: nothing to read
     with pytest.raises(handwrite.HandwriteError, match="no character '\"'"):
         Recognizer(net, signs, decoder=DecoderSpec(read_as={"’": '"'}))
-    for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}):
+    for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}, ["’"]):
         with pytest.raises(handwrite.HandwriteError, match="read_as"):
             DecoderSpec(read_as=bad)
     spec = DecoderSpec(decoder="beam", lm="x.arpa", beam=4, max_density=0.4, read_as={"’": "'"})
