@@ -17,7 +17,6 @@ The learning-rate schedule and early stopping live in :mod:`handwrite.schedule`.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -482,28 +481,13 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
     # that disagree, and the resumed run would drift from an unbroken one. The same while a batch comes
     # from a loader process: interrupted while taking over the batch's shared memory, the worker's
     # side of the hand-over printed a traceback (EOFError in multiprocessing's resource sharer).
-    busy = [False]  # in a step, receiving a batch, or writing a checkpoint
+    busy = [False]  # in a step, or receiving a batch (checkpoint.save holds signals itself)
     stop_signal = [False]
 
     def on_signal(signum, frame):
         if busy[0]:
             stop_signal[0] = True
         else:
-            raise KeyboardInterrupt
-
-    @contextlib.contextmanager
-    def deferred():
-        """A checkpoint write with the stop put off until it is whole. Raised inside torch.save's writer
-        (which calls back into the file object), KeyboardInterrupt left its zip records half-written: its
-        end-of-file check then raised a RuntimeError in place of the interrupt, or, the file being closed
-        meanwhile, the process aborted at exit (-6, "write to closed file"; seen once in tests/test_faults.py)."""
-        was = busy[0]
-        busy[0] = True
-        try:
-            yield
-        finally:
-            busy[0] = was
-        if stop_signal[0] and not was:
             raise KeyboardInterrupt
 
     in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
@@ -550,14 +534,13 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                     if stop_reason:
                         break
                     if state.step % cfg.save_every == 0:
-                        with deferred():
-                            run.save_last()
+                        run.save_last()
                 epoch_done = state.step_in_epoch >= len(run.sampler)  # even if a limit stopped it on its last batch
                 loss_sum, lines = _all_sum([loss_sum, lines], ddp)
                 if ddp.main:
                     speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
                     record = _validate(
-                        run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done, deferred
+                        run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done
                     )
                     b.print(
                         f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
@@ -574,14 +557,12 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                     state.step_in_epoch = 0
                     if schedule.should_stop(state):
                         stop_reason = f"no improvement for {cfg.patience} epochs"
-                with deferred():
-                    run.save_last()
+                run.save_last()
         if ddp.world > 1:
             torch.distributed.barrier()  # leave together: no rank tears down the group while rank 0 still writes
     except KeyboardInterrupt:
         state.elapsed = time.monotonic() - started
-        with deferred():  # a second Ctrl-C waits for this write too
-            run.save_last()
+        run.save_last()  # a second Ctrl-C waits for the write (checkpoint.save holds signals)
         log(f"interrupted; resumable state saved to {run.out / 'last.pt'}")
         raise
     finally:
@@ -618,10 +599,9 @@ def _validate(
     loss: float,
     speed: float,
     epoch_done: bool,
-    deferred,
 ) -> dict:
-    """Validation CER, best.pt when it is the lowest yet (written under ``deferred()``: a stop waits for
-    it), the schedule's turn (whole epochs only), and the epoch's record appended to metrics.jsonl."""
+    """Validation CER, best.pt when it is the lowest yet, the schedule's turn (whole epochs only),
+    and the epoch's record appended to metrics.jsonl."""
     state = run.state
     ev = evaluate(validator, val_records)
     weights_to = []
@@ -631,8 +611,7 @@ def _validate(
     if epoch_done and run.cfg.keep_epochs:
         weights_to.append(run.out / f"epoch-{state.epoch + 1}.pt")
     for path in weights_to:
-        with deferred():
-            checkpoint.save(path, run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer)
+        checkpoint.save(path, run.model, run.alphabet, train_config=asdict(run.cfg), val_cer=ev.counts.cer)
     if epoch_done:
         schedule.end_epoch(state, ev.counts.cer)
     record = {

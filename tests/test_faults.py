@@ -199,11 +199,9 @@ def _disk_full(monkeypatch, after: int):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-@pytest.mark.parametrize("at_write", [1, 3, 40])
-def test_ctrl_c_while_a_checkpoint_is_written_stops_after_the_write(monkeypatch, tmp_path, at_write):
-    """A SIGINT arriving while torch.save writes last.pt or best.pt (here: sent by the file's own write
-    callback) stops the run once the file is whole: exit 130 and a loadable last.pt, not torch's half-written
-    zip records failing their end-of-file check (a RuntimeError, exit 70) or an abort at exit."""
+def _interrupt_checkpoint_writes(monkeypatch, at_write) -> list:
+    """Checkpoint files whose ``at_write``-th write sends this process a SIGINT (once): a Ctrl-C landing
+    inside torch.save's writer callback. Returns the list the interrupted file's name goes to."""
     real = checkpoint.atomic_write
     sent = []
 
@@ -225,12 +223,29 @@ def test_ctrl_c_while_a_checkpoint_is_written_stops_after_the_write(monkeypatch,
         real(path, lambda f: write(File(f)))
 
     monkeypatch.setattr(checkpoint, "atomic_write", interrupting)
+    return sent
+
+
+@pytest.mark.parametrize("at_write", [1, 3, 40])
+def test_ctrl_c_while_a_checkpoint_is_written_stops_after_the_write(monkeypatch, tmp_path, at_write):
+    """A SIGINT arriving while torch.save writes last.pt or best.pt stops the run once the file is whole:
+    exit 130 and a loadable last.pt, not torch's half-written zip records failing their end-of-file check
+    (a RuntimeError, exit 70) or an abort at exit."""
+    sent = _interrupt_checkpoint_writes(monkeypatch, at_write)
     out = tmp_path / "run"
     r = _cli_train(out, "--epochs", "3")
     assert sent and r.exit_code == 130 and "Traceback" not in r.output, r.output
     monkeypatch.undo()
     assert checkpoint.load_state(out / "last.pt")["train_state"]["step"] >= 1
     assert not [q for q in out.iterdir() if q.name.endswith(".tmp")]
+
+
+def test_ctrl_c_while_average_writes_its_model_is_an_interruption_not_a_crash(monkeypatch, trained, tmp_path):
+    sent = _interrupt_checkpoint_writes(monkeypatch, 3)
+    best = trained[0] / "best.pt"
+    r = runner.invoke(app, ["average", str(best), str(best), "-o", str(tmp_path / "avg.pt")])
+    assert sent and r.exit_code == 130 and "interrupted" in r.output and "Traceback" not in r.output, r.output
+    checkpoint.load_state(tmp_path / "avg.pt")  # written whole before the interruption took effect
 
 
 @pytest.mark.parametrize("after", [0, 1, 2, 4])
