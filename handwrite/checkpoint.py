@@ -37,6 +37,11 @@ def save(path: Path, model: CRNN, alphabet: Alphabet, **extra) -> None:
         "model": model.state_dict(),
         **extra,
     }
+    write_state(path, state)
+
+
+def write_state(path: Path, state: dict) -> None:
+    """``state`` saved to ``path`` atomically, with Ctrl-C and SIGTERM held until the file is whole."""
     with _signals_held():
         atomic_write(path, lambda f: torch.save(state, f))
 

@@ -13,8 +13,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
 from handwrite import checkpoint  # noqa: E402
 
 
@@ -24,7 +22,7 @@ def main(src: str, dst: str) -> None:
     keep["model"] = {k: v.half() if v.is_floating_point() else v for k, v in state["model"].items()}
     keep["val_cer"] = state.get("val_cer")
     keep["train_config"] = state.get("train_config")
-    checkpoint.atomic_write(Path(dst), lambda f: torch.save(keep, f))
+    checkpoint.write_state(Path(dst), keep)
     print(f"{dst}: {Path(dst).stat().st_size / 2**20:.1f} MiB")
 
 
