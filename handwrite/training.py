@@ -592,13 +592,7 @@ def _limit_reached(state: TrainState, cfg: TrainConfig, ddp: Distributed) -> str
 
 
 def _validate(
-    run: _Run,
-    validator: Recognizer,
-    val_records,
-    schedule: Schedule,
-    loss: float,
-    speed: float,
-    epoch_done: bool,
+    run: _Run, validator: Recognizer, val_records, schedule: Schedule, loss: float, speed: float, epoch_done: bool
 ) -> dict:
     """Validation CER, best.pt when it is the lowest yet, the schedule's turn (whole epochs only),
     and the epoch's record appended to metrics.jsonl."""
