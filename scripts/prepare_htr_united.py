@@ -98,6 +98,7 @@ def prepare(name: str, src: Path, out: Path) -> dict:
         held = set(writers[::step][:held])
     splits: dict[str, list[str]] = {"train": [], "validation": []}
     dropped = 0
+    written: dict[str, str] = {}  # file stem -> the line id written there
     for r in records:
         text = clean(r.text)
         if not text:
@@ -113,11 +114,17 @@ def prepare(name: str, src: Path, out: Path) -> dict:
             continue
         if im.height > HEIGHT:
             im = im.resize((max(1, round(im.width * HEIGHT / im.height)), HEIGHT), Image.Resampling.LANCZOS)
-        rel = Path(re.sub(r"[^\w.-]+", "_", r.id.replace(":", "/")))
-        (out / name / rel.parent).mkdir(parents=True, exist_ok=True)
-        im.save(out / name / rel.with_suffix(".png"))
-        (out / name / rel.with_suffix(".gt.txt")).write_text(text + "\n", encoding="utf-8")
-        splits["validation" if writer_of(r.id) in held else "train"].append(str(rel.with_suffix(".png")))
+        # One flat file name per line. Appended, not Path.with_suffix: Peraire's page names hold dots
+        # ("test_B.12.japon3_0048"), and with_suffix cut them there, so that its 2,475 lines were written
+        # over each other as 48 files (the defaults of 2026-11-29 and 11-30 trained on those 48).
+        stem = re.sub(r"[^\w.-]+", "_", r.id)
+        if stem in written:
+            raise SystemExit(f"{name}: lines {written[stem]!r} and {r.id!r} would both be written as {stem}.png")
+        written[stem] = r.id
+        (out / name).mkdir(parents=True, exist_ok=True)
+        im.save(out / name / f"{stem}.png")
+        (out / name / f"{stem}.gt.txt").write_text(text + "\n", encoding="utf-8")
+        splits["validation" if writer_of(r.id) in held else "train"].append(f"{stem}.png")
     for split, rows in splits.items():
         (out / name / f"{split}.txt").write_text("".join(f"{p}\n" for p in rows), encoding="utf-8")
     return {

@@ -43,3 +43,23 @@ def test_lines_with_editorial_marks_are_left_out_and_superscripts_kept_as_typed(
     assert clean("barré # ici") is None and clean("un [[mot]] rayé") is None
     assert clean("le 1^er août, 2^f ,40") == "le 1er août, 2f ,40"
     assert clean("a < b > c") == "a < b > c"  # lone angle brackets are text
+
+
+def test_page_names_with_dots_keep_every_line(tmp_path):
+    # Peraire's pages are named like "test_B.12.japon3_0048.xml": the file names of their lines once ended
+    # at the page name's first dot, and all the lines of a page were written over each other as one.
+    data = tmp_path / "src" / "peraire-ground-truth" / "data" / "test"
+    data.mkdir(parents=True)
+    for n in (5, 12):
+        for suffix in (".jpg", ".xml"):
+            src = FIXTURES / "poilus-alto" / f"TestamentsDePoilus_will_AD78_0009-1{suffix}"
+            text = src.read_bytes().replace(b"TestamentsDePoilus_will_AD78_0009-1", f"test_B.{n}.japon3".encode())
+            (data / f"test_B.{n}.japon3{suffix}").write_bytes(text)
+
+    summary = prepare_htr_united.prepare("peraire", tmp_path / "src", tmp_path / "out")
+
+    out = tmp_path / "out" / "peraire"
+    kept = (out / "train.txt").read_text(encoding="utf-8").split()
+    assert summary["train"] == len(kept) == len(set(kept)) == 8
+    texts = sorted((out / name.replace(".png", ".gt.txt")).read_text(encoding="utf-8").strip() for name in kept)
+    assert texts == sorted(["Madame Guyot Jeanne", "Sorel-le-Grand", "par Fins", "(Somme)"] * 2)
