@@ -51,12 +51,9 @@ def load_line(source, height: int) -> np.ndarray:
     return prepare_line(read_line_image(source), height, source)
 
 
-def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
-    """A greyscale line image as the network reads it: uint8 (height, width), ink high, contrast-stretched.
-
-    uint8 rather than float keeps an in-memory cache of a whole training set
-    four times smaller.
-    """
+def scale_to_height(grey: Image.Image, height: int, source="image") -> Image.Image:
+    """A greyscale line image scaled to ``height`` pixels high, its aspect ratio kept: an image that
+    cannot be a line (empty, too long for its height, too narrow) is an error naming ``source``."""
     w, h = grey.size
     if w == 0 or h == 0:
         raise HandwriteError(f"{source}: image is empty ({w}x{h} pixels)")
@@ -68,7 +65,16 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     new_w = max(1, round(w * height / h))
     if new_w < MIN_WIDTH:
         raise HandwriteError(f"{source}: image is too narrow to hold text ({w}x{h} pixels)")
-    grey = grey.resize((new_w, height), Image.Resampling.BILINEAR)
+    return grey.resize((new_w, height), Image.Resampling.BILINEAR)
+
+
+def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
+    """A greyscale line image as the network reads it: uint8 (height, width), ink high, contrast-stretched.
+
+    uint8 rather than float keeps an in-memory cache of a whole training set
+    four times smaller.
+    """
+    grey = scale_to_height(grey, height, source)
     ink = 255.0 - np.asarray(grey, dtype=np.float32)
     # Paper is the most common tone of a line image; stretching from it to the
     # darkest strokes removes tinted paper and faint scans in one step.
