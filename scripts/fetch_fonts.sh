@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Download the handwriting fonts of the default model's synthetic data into a folder.
+# Download the fonts of the default model's synthetic data into a folder.
 #
-#   scripts/fetch_fonts.sh [OUT_DIR]        (default: runs/fonts)
+#   scripts/fetch_fonts.sh [OUT_DIR [SET]]    (default: runs/fonts handwriting)
+#
+# SET: handwriting (the families below, regular and bold) or typewriter (two typewriter faces, regular
+# only, as a typewriter strikes one weight: typed lines in the mix since the fifteenth session's GPU run).
 #
 # A build step of the model recipe, not a run-time download: `handwrite synth --fonts OUT_DIR`
 # reads the result. The fonts come from the npm registry's @fontsource packages (Google Fonts'
@@ -15,6 +18,8 @@
 set -euo pipefail
 source "$(dirname "$0")/npm_unpack.sh"
 OUT=${1:-runs/fonts}
+SET=${2:-handwriting}
+WEIGHTS=(400 700)
 FAMILIES=(
   homemade-apple@5.3.0 cedarville-cursive@5.3.0 reenie-beanie@5.3.0 la-belle-aurore@5.3.0
   nothing-you-could-do@5.3.0 dawning-of-a-new-day@5.3.0 mrs-saint-delafield@5.3.0
@@ -30,6 +35,11 @@ FAMILIES=(
   waiting-for-the-sunrise@5.3.0 loved-by-the-king@5.3.0 coming-soon@5.3.0 calligraffitti@5.3.0
   crafty-girls@5.3.0
 )
+case $SET in
+  handwriting) ;;
+  typewriter) FAMILIES=(special-elite@5.3.0 courier-prime@5.3.0); WEIGHTS=(400) ;;
+  *) echo "fetch_fonts.sh: unknown set '$SET' (handwriting or typewriter)" >&2; exit 2 ;;
+esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$OUT"
@@ -39,7 +49,7 @@ for spec in "${FAMILIES[@]}"; do
   mkdir -p "$tmp/$name" "$OUT/$name.part"
   npm_unpack "@fontsource/$spec" "$tmp/$name"
   # Regular and bold only: a family with nine weights should not be drawn nine times as often.
-  files=$(ls "$tmp/$name"/package/files/"$name"-latin-{400,700}-normal.woff 2>/dev/null || true)
+  files=$(for w in "${WEIGHTS[@]}"; do ls "$tmp/$name/package/files/$name-latin-$w-normal.woff" 2>/dev/null; done || true)
   [ -n "$files" ] || files=$(ls "$tmp/$name"/package/files/"$name"-latin-[0-9]*-normal.woff)
   cp $files "$OUT/$name.part/"
   cp "$tmp/$name/package/LICENSE" "$tmp/$name/package/metadata.json" "$OUT/$name.part/"
