@@ -9,15 +9,13 @@ checkpoints, everything needed to resume.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from . import signals
 from .atomic import atomic_write
 from .codec import Alphabet
 from .config import ModelConfig
@@ -42,30 +40,8 @@ def save(path: Path, model: CRNN, alphabet: Alphabet, **extra) -> None:
 
 def write_state(path: Path, state: dict) -> None:
     """``state`` saved to ``path`` atomically, with Ctrl-C and SIGTERM held until the file is whole."""
-    with _signals_held():
+    with signals.held():
         atomic_write(path, lambda f: torch.save(state, f))
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM held back while a checkpoint is written, then delivered to the handler they would
-    have met. torch.save writes through a C++ zip writer that calls back into the file object: a
-    KeyboardInterrupt raised there left its records half-written, and its end-of-file check then raised a
-    RuntimeError in place of the interrupt, or, the file closed meanwhile, aborted the process at exit (-6,
-    "write to closed file"; seen once in tests/test_faults.py). signal() works in the main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-    if caught:
-        signal.raise_signal(caught[0])
 
 
 def load_state(path: Path, map_location="cpu") -> dict:

@@ -21,7 +21,6 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, signals
 from .atomic import atomic_write
 from .batching import LineDataset, WidthBatchSampler, collate, shared_files
 from .codec import Alphabet
@@ -490,10 +489,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
         else:
             raise KeyboardInterrupt
 
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signal() works only there
-    previous_handlers = (
-        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main_thread else {}
-    )
+    previous_handlers = signals.install(on_signal)
     state = run.state
     started = time.monotonic() - state.elapsed
     record: dict = {}
@@ -566,8 +562,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
         log(f"interrupted; resumable state saved to {run.out / 'last.pt'}")
         raise
     finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
+        signals.restore(previous_handlers)
         if ddp.owns_group:
             # The DDP wrapper's reducer holds the group: release it first, or its threads may be
             # destroyed mid-use at exit ("terminate called without an active exception", seen rarely).
@@ -640,8 +635,8 @@ def _ignore_interrupts(worker_id: int) -> None:
     (a scheduler's kill, `pkill -f`), made the main process die of "DataLoader worker killed"
     instead of saving (5 of 8 group SIGTERMs did, 2026-11-30). A worker still exits when the
     main process tells it to, or when the main process is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in signals.STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def _lock_run_folder(out: Path):

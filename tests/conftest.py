@@ -1,3 +1,4 @@
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,17 @@ def needs_shared(name: str):
         not (SHARED_DATA / name).is_dir(),
         reason=f"full data set {SHARED_DATA / name} not present (only on development machines)",
     )
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_as_at_a_terminal():
+    """Each test meets Ctrl-C as a command typed at a terminal does. A suite started in the background
+    (`nohup`, `&` in a script) inherits SIGINT ignored, and handwrite leaves an ignored signal ignored
+    (handwrite.signals): the tests of what Ctrl-C does, in this process or in the commands it starts
+    (which inherit an ignored signal), would then see nothing happen."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 # A model small enough to memorise a handful of lines in seconds.

@@ -248,6 +248,40 @@ def test_ctrl_c_while_average_writes_its_model_is_an_interruption_not_a_crash(mo
     checkpoint.load_state(tmp_path / "avg.pt")  # written whole before the interruption took effect
 
 
+def test_a_process_that_ignores_ctrl_c_still_ignores_it_while_a_checkpoint_is_written(monkeypatch, trained, tmp_path):
+    # `nohup handwrite average ... &`: SIGINT ignored from the start. Holding it during the write must not turn
+    # it into an interruption when it is delivered afterwards.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the autouse fixture restores the handler
+    sent = _interrupt_checkpoint_writes(monkeypatch, 3)
+    best = trained[0] / "best.pt"
+    r = runner.invoke(app, ["average", str(best), str(best), "-o", str(tmp_path / "avg.pt")])
+    assert sent and r.exit_code == 0, r.output
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    checkpoint.load_state(tmp_path / "avg.pt")
+
+
+def test_training_started_with_ctrl_c_ignored_runs_through_it(unbroken, tmp_path):
+    """A run started in the background by a script (SIGINT ignored) is not stopped by a SIGINT: it ends with
+    the unbroken run's weights. Before handwrite.signals it installed its handler over the ignored signal."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        _train_cmd(out),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    a, a_state = _weights(unbroken)
+    b, b_state = _weights(out)
+    assert a_state["step"] == b_state["step"] and all(torch.equal(t, b[name]) for name, t in a.items())
+
+
 @pytest.mark.parametrize("after", [0, 1, 2, 4])
 def test_disk_full_during_training_leaves_a_resumable_run(monkeypatch, tmp_path, after):
     out = tmp_path / "run"
