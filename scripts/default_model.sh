@@ -66,6 +66,10 @@ awk 'NR%10!=1' "$R/timeus/validation.txt" > "$R/timeus/val-rest.txt"    # the re
     --text "$SHARED/copiste-fr" --text "$R/poilus" --text "$R/mss19" --text "$R/timeus" --text "$R/peraire" --text-split train -q
 [ -f "$OUT/synth-heldout/ascii/lines.txt" ] || $HW synth "$OUT/synth-heldout" --lines 600 --seed 13 \
     --fonts "$OUT/fonts-heldout" --no-builtin-fonts -q
+# Typed lines in fixed-pitch faces never trained on: evaluation only (the card's accuracy table).
+[ -d "$OUT/fonts-typewriter-heldout" ] || scripts/fetch_fonts.sh "$OUT/fonts-typewriter-heldout" typewriter-heldout
+[ -f "$OUT/synth-typed-heldout/ascii/lines.txt" ] || $HW synth "$OUT/synth-typed-heldout" --lines 300 --seed 41 \
+    --fonts "$OUT/fonts-typewriter-heldout" --no-builtin-fonts -q
 # The mix, and the validation set that picks the best epoch (real sets' validation splits + held-out fonts).
 $PY scripts/mix_manifest.py "$OUT/mix-train.tsv" train "$SHARED/iam-hooker:train" "$SHARED/copiste-fr:train" \
     "$R/poilus:train" "$R/mss19:train" "$R/timeus:train" "$R/timeus:$R/timeus/val-rest.txt" "$R/peraire:train" \
@@ -153,4 +157,4 @@ $HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split valida
 # The default is the int8 ONNX export (no torch at run time); model.pt stays for fine-tuning (--init).
 $HW export "$MODEL_DIR/model.pt" --format onnx --quantize -o "$MODEL_DIR/model.onnx"
 cp "$MODEL_DIR/model.pt.decoding.json" "$MODEL_DIR/model.onnx.decoding.json"
-scripts/eval_sets.sh "$MODEL_DIR/model.onnx" "$R" "$OUT/synth-heldout"
+scripts/eval_sets.sh "$MODEL_DIR/model.onnx" "$R" "$OUT/synth-heldout" "$OUT/synth-typed-heldout"

@@ -2,15 +2,16 @@
 # CER/WER of a model on every evaluation set the default model's card reports, greedy and with its
 # default decoding; one JSON object per line.
 #
-#   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT]
+#   scripts/eval_sets.sh MODEL [REAL_DIR] [SYNTH_HELDOUT] [TYPED_HELDOUT]
 #
 # REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
 # and CREMMA-MSS-19; every 10th line of LECTAUREP, and all of CREMMA-MSS-20 and Celestine Doniau-Danest's
 # diary: sources never trained on); SYNTH_HELDOUT: `handwrite
 # synth` lines drawn with font families held out of training (English text), the stand-in for unseen
-# English hands. Sets that are absent are skipped.
+# English hands; TYPED_HELDOUT: typed lines in fixed-pitch faces never trained on (`fetch_fonts.sh DIR
+# typewriter-heldout`). Sets that are absent are skipped.
 set -uo pipefail
-MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}
+MODEL=$1; REAL=${2:-}; HELDOUT=${3:-}; TYPED=${4:-}
 SHARED=${SHARED:-../shared/data}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 SETS=("$SHARED/iam-hooker test" "$SHARED/iam-hooker validation" "$SHARED/copiste-fr validation")
@@ -22,6 +23,7 @@ if [ -f "$REAL/lectaurep/validation.txt" ]; then
   SETS+=("$REAL/lectaurep $sample lectaurep 1-in-10")
 fi
 [ -n "$HELDOUT" ] && SETS+=("$HELDOUT -")
+[ -n "$TYPED" ] && SETS+=("$TYPED - typed-heldout")
 [ -d "$SHARED/iam-sample" ] && SETS+=("$SHARED/iam-sample -")   # 4 real IAM lines (research-only)
 for set in "${SETS[@]}"; do
   read -r data split label <<< "$set"

@@ -3,8 +3,9 @@
 #
 #   scripts/fetch_fonts.sh [OUT_DIR [SET]]    (default: runs/fonts handwriting)
 #
-# SET: handwriting (the families below, regular and bold) or typewriter (two typewriter faces, regular
-# only, as a typewriter strikes one weight: typed lines in the mix since the fifteenth session's GPU run).
+# SET: handwriting (the families below, regular and bold), typewriter (two typewriter faces, regular
+# only, as a typewriter strikes one weight: typed lines in the mix since the fifteenth session's GPU run) or
+# typewriter-heldout (three other fixed-pitch faces, never trained on: the typed lines' evaluation set).
 #
 # A build step of the model recipe, not a run-time download: `handwrite synth --fonts OUT_DIR`
 # reads the result. The fonts come from the npm registry's @fontsource packages (Google Fonts'
@@ -38,7 +39,8 @@ FAMILIES=(
 case $SET in
   handwriting) ;;
   typewriter) FAMILIES=(special-elite@5.3.0 courier-prime@5.3.0); WEIGHTS=(400) ;;
-  *) echo "fetch_fonts.sh: unknown set '$SET' (handwriting or typewriter)" >&2; exit 2 ;;
+  typewriter-heldout) FAMILIES=(cutive-mono@5.3.0 anonymous-pro@5.3.0 pt-mono@5.3.0); WEIGHTS=(400) ;;
+  *) echo "fetch_fonts.sh: unknown set '$SET' (handwriting, typewriter or typewriter-heldout)" >&2; exit 2 ;;
 esac
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
