@@ -61,9 +61,11 @@ R=$OUT/real
 awk 'NR%10==1' "$R/timeus/validation.txt" > "$R/timeus/val-small.txt"   # 1 line in 10 of the held-out register
 awk 'NR%10!=1' "$R/timeus/validation.txt" > "$R/timeus/val-rest.txt"    # the rest trains
 # Synthetic lines with the new fonts: English (the shipped corpus) and French (real training text).
+FR_TEXT=(--text "$SHARED/copiste-fr" --text "$R/poilus" --text "$R/mss19" --text "$R/timeus" --text "$R/peraire"
+    --text-split train)
 [ -f "$OUT/synth-en/ascii/lines.txt" ] || $HW synth "$OUT/synth-en" --lines 15000 --seed 11 --fonts "$OUT/fonts" -q
 [ -f "$OUT/synth-fr/ascii/lines.txt" ] || $HW synth "$OUT/synth-fr" --lines 8000 --seed 12 --fonts "$OUT/fonts" \
-    --text "$SHARED/copiste-fr" --text "$R/poilus" --text "$R/mss19" --text "$R/timeus" --text "$R/peraire" --text-split train -q
+    "${FR_TEXT[@]}" -q
 [ -f "$OUT/synth-heldout/ascii/lines.txt" ] || $HW synth "$OUT/synth-heldout" --lines 600 --seed 13 \
     --fonts "$OUT/fonts-heldout" --no-builtin-fonts -q
 # Typed lines in fixed-pitch faces never trained on: evaluation only (the card's accuracy table).
@@ -111,8 +113,7 @@ if [ "$GPU_MIN" != 0 ]; then
     [ -f "$OUT/synth-tw-en/ascii/lines.txt" ] || $HW synth "$OUT/synth-tw-en" --lines 1400 --seed 31 \
         --fonts "$OUT/fonts-typewriter" --no-builtin-fonts -q
     [ -f "$OUT/synth-tw-fr/ascii/lines.txt" ] || $HW synth "$OUT/synth-tw-fr" --lines 800 --seed 32 \
-        --fonts "$OUT/fonts-typewriter" --no-builtin-fonts --text "$SHARED/copiste-fr" --text "$R/poilus" \
-        --text "$R/mss19" --text "$R/timeus" --text "$R/peraire" --text-split train -q
+        --fonts "$OUT/fonts-typewriter" --no-builtin-fonts "${FR_TEXT[@]}" -q
     $HW train "$OUT/mix-train.tsv" "$OUT/synth-tw-en" "$OUT/synth-tw-fr" --train-split train --val "$OUT/mix-val.tsv" \
         --val-split validation --init "$SHIP" -o "$OUT/gpu2" --device cuda --precision bf16 --batch-size 32 \
         --lr 5e-4 --warmup-steps 200 --schedule cosine --max-steps 12500 --workers 15 --keep-epochs -q

@@ -21,10 +21,11 @@ import sys
 from pathlib import Path
 
 from handwrite.atomic import atomic_write
+from handwrite.config import ModelConfig
 from handwrite.datasets import load_dataset
 from handwrite.preprocess import read_line_image, scale_to_height
 
-PACK_HEIGHT = 64  # the network's input height (handwrite.config): more would be scaled away
+PACK_HEIGHT = ModelConfig().height  # the network's input height: more would be scaled away
 
 
 def pack(record, dest: Path, quality: int) -> None:

@@ -73,6 +73,13 @@ def _cli_train(out, *extra):
     return runner.invoke(app, [*args, *extra])
 
 
+def _wait_for_first_epoch(out, timeout=120):
+    """Until a training subprocess writing to ``out`` has logged its first validation (or ``timeout`` s)."""
+    deadline = time.monotonic() + timeout
+    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _weights(run):
     state = checkpoint.load_state(run / "last.pt")
     return state["model"], state["train_state"]
@@ -90,9 +97,7 @@ def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken
     out = tmp_path / "run"
     rng = random.Random(how)
     proc = subprocess.Popen(_train_cmd(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for_first_epoch(out)
     time.sleep(rng.uniform(0.0, 3.0))  # somewhere in the epochs that follow
     os.killpg(proc.pid, how)  # the whole process group, as a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=120)
@@ -124,9 +129,7 @@ def test_sigterm_to_the_group_with_loader_workers_stops_cleanly(tmp_path):
         out = tmp_path / f"run{attempt}"
         cmd = [*_train_cmd(out), "--workers", "1"]  # the last --workers wins
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for_first_epoch(out)
         time.sleep(rng.uniform(0.0, 2.0))
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
@@ -271,9 +274,7 @@ def test_training_started_with_ctrl_c_ignored_runs_through_it(unbroken, tmp_path
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    deadline = time.monotonic() + 120
-    while not (out / "metrics.jsonl").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_for_first_epoch(out)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
