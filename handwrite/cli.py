@@ -1057,6 +1057,11 @@ def synth(
     ),
     height: int = typer.Option(64, "--height", help="Height of the written line images in pixels."),
     workers: int = typer.Option(1, "--workers", "-w", help="Processes drawing lines."),
+    crop_effects: bool = typer.Option(
+        False,
+        "--crop-effects",
+        help="Draw lines as crops of written pages: strokes of the lines above and below, a line polygon's flat fill, show-through, rulings, pencil.",
+    ),
     sheet: Optional[Path] = typer.Option(
         None, "--sheet", help="Also write a contact sheet (PNG) of the first 16 lines here."
     ),
@@ -1076,7 +1081,7 @@ def synth(
     corpus = read_corpus(text or [], text_split)
     t0 = time.monotonic()
     with bar(lines, "drawing lines", not quiet) as b:
-        report = synthesize(out, lines, loaded, corpus, seed, height, workers, b.advance)
+        report = synthesize(out, lines, loaded, corpus, seed, height, workers, b.advance, crop_effects)
     seconds = time.monotonic() - t0
     if sheet is not None:
         contact_sheet(read_iam(out)[:16], sheet)

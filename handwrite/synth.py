@@ -225,9 +225,17 @@ def _stroke(ink: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarr
     return np.clip((np.asarray(img, np.float32) / 255 - lo) / (1 - lo) * 1.6, 0, 1)
 
 
-def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) -> tuple[np.ndarray, int]:
+def _paper(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    ink: np.ndarray,
+    faint: np.ndarray | None = None,
+    outside: np.ndarray | None = None,
+) -> tuple[np.ndarray, int]:
     """Compose ink onto paper: grey level, gradient, blotches, noise, uneven ink. Returns the image and
-    the grey level halfway between paper and ink (the IAM ``graylevel`` binarisation threshold)."""
+    the grey level halfway between paper and ink (the IAM ``graylevel`` binarisation threshold).
+    ``faint``: light marks under the ink (show-through, rulings), as coverage in the ink's tone;
+    ``outside``: pixels painted flat with the paper tone, as a crop along a line polygon is."""
     h, w = shape
     paper = rng.uniform(165, 250)
     ink_level = rng.uniform(5, 100)
@@ -236,15 +244,17 @@ def _paper(rng: np.random.Generator, shape: tuple[int, int], ink: np.ndarray) ->
     bg = paper + gx * (xs / w - 0.5) + gy * (ys / h - 0.5)
     bg += _smooth_field(rng, shape, rng.uniform(h * 0.5, h * 2)) * rng.uniform(0, 14)  # blotches
     ink_tone = ink_level + _smooth_field(rng, shape, h) * rng.uniform(0, 30)
-    img = bg * (1 - ink) + ink_tone * ink
+    cover = ink if faint is None else np.maximum(ink, faint)
+    img = bg * (1 - cover) + ink_tone * cover
     img += rng.normal(0, rng.uniform(0, 7), shape)
+    if outside is not None and outside.any() and not outside.all():
+        # The shared kits' crops paint what lies outside the polygon with the 75th percentile of what lies inside.
+        img[outside] = np.percentile(img[~outside], 75)
     return np.clip(img, 0, 255).astype(np.uint8), int((paper + ink_level) / 2)
 
 
-def render_line(
-    text: str, font: Font, weight: int | None, rng: np.random.Generator, height: int
-) -> tuple[np.ndarray, int]:
-    """One line image (uint8, dark ink on light paper, ``height`` rows) and its binarisation threshold.
+def _ink_line(text: str, font: Font, weight: int | None, rng: np.random.Generator, height: int) -> np.ndarray:
+    """Ink coverage (0..1) of one written line, ``height`` rows, margins included.
 
     Drawn at twice the output scale, then shrunk, which smooths the edges the way a scanner does."""
     scale = 2 * height
@@ -270,7 +280,117 @@ def render_line(
     crop[: src.shape[0], : src.shape[1]] = src
     out_w = max(1, round(crop.shape[1] * height / crop.shape[0]))
     small = np.asarray(Image.fromarray(crop).resize((out_w, height), Image.LANCZOS), np.float32)
-    return _paper(rng, small.shape, np.clip(small, 0, 1))
+    return np.clip(small, 0, 1)
+
+
+# How often each page-crop effect is drawn (`synthesize(crop_effects=True)`), and how strong. What they
+# imitate is seen in the real crops of the shared kits and the HTR-United pages: strokes of the lines above
+# and below, cut off by the line polygon's flat fill, the other side of the sheet showing through, printed
+# rulings, pencil.
+NEIGHBOURS = 0.5  # strokes of the lines above and below reach into the crop
+POLYGON = 0.5  # what lies outside a band around the line's own ink is painted flat
+SHOW_THROUGH = 0.3  # the other side's writing, mirrored and blurred
+RULED = 0.2  # a ruling under the line (and one above)
+PENCIL = 0.1  # grainy, lighter strokes
+
+
+def _fit_width(ink: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
+    """``ink`` cut or padded to ``width`` columns, shifted along the line at random."""
+    if ink.shape[1] >= width:
+        start = int(rng.integers(ink.shape[1] - width + 1))
+        return ink[:, start : start + width]
+    out = np.zeros((ink.shape[0], width), np.float32)
+    start = int(rng.integers(width - ink.shape[1] + 1))
+    out[:, start : start + ink.shape[1]] = ink
+    return out
+
+
+def _ink_rows(ink: np.ndarray) -> np.ndarray:
+    """The rows of ``ink`` from its first to its last inked row."""
+    rows = np.nonzero(ink.max(axis=1) > 0.05)[0]
+    return ink[rows.min() : rows.max() + 1] if len(rows) else ink
+
+
+def _band(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Pixels outside a polygon that follows the line's own ink, as a segmenter draws it: per column the
+    highest and lowest stroke nearby, widened a little (True: outside)."""
+    h, w = ink.shape
+    inked = ink > 0.1
+    any_ink = inked.any(axis=0)
+    cols = np.arange(w)
+    first = np.where(any_ink, inked.argmax(axis=0), h)
+    last = np.where(any_ink, h - 1 - inked[::-1].argmax(axis=0), -1)
+    reach = max(2, int(h * rng.uniform(0.3, 1.0)))  # a polygon's vertices are a few x-heights apart
+    top = np.array([first[max(0, c - reach) : c + reach + 1].min() for c in cols])
+    bottom = np.array([last[max(0, c - reach) : c + reach + 1].max() for c in cols])
+    empty = top > bottom  # no ink anywhere near: the band of the line's middle
+    top[empty], bottom[empty] = h // 4, 3 * h // 4
+    grow = rng.uniform(1, 0.06 * h)
+    rows = np.arange(h)[:, None]
+    return (rows < top[None] - grow) | (rows > bottom[None] + grow)
+
+
+def _baseline(ink: np.ndarray) -> int:
+    """The lowest row where the line's ink is still dense (the foot of its small letters)."""
+    profile = ink.sum(axis=1)
+    dense = np.nonzero(profile > 0.4 * profile.max())[0]
+    return int(dense.max()) if len(dense) else ink.shape[0] * 3 // 4
+
+
+def _crop_effects(
+    ink: np.ndarray, draw: Callable[[str], np.ndarray], texts: Sequence[str], fx: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A line's ink as a page crop holds it: (ink, faint marks or None, outside-the-polygon or None).
+    ``draw(text)`` writes another line in the same hand; ``texts``: three other lines of text."""
+    h, w = ink.shape
+    outside = _band(ink, fx) if fx.random() < POLYGON else None
+    ink = ink.copy()
+    if fx.random() < NEIGHBOURS:
+        for text, above in zip(texts[:2], (True, False)):
+            if fx.random() < 0.3:
+                continue
+            other = _fit_width(_ink_rows(draw(text)), w, fx)
+            k = min(other.shape[0], max(1, int(h * fx.uniform(0.08, 0.35))))
+            if above:
+                np.maximum(ink[:k], other[-k:], out=ink[:k])
+            else:
+                np.maximum(ink[-k:], other[:k], out=ink[-k:])
+    faint = np.zeros_like(ink)
+    if fx.random() < SHOW_THROUGH:
+        back = Image.fromarray((_fit_width(draw(texts[2])[:, ::-1], w, fx) * 255).astype(np.uint8))
+        back = np.asarray(back.filter(ImageFilter.GaussianBlur(fx.uniform(0.5, 2.0))), np.float32) / 255
+        faint = np.maximum(faint, np.roll(back, int(fx.integers(-h // 4, h // 4 + 1)), axis=0) * fx.uniform(0.1, 0.35))
+    if fx.random() < RULED:
+        rule = _baseline(ink) + int(fx.integers(0, 3))
+        strength, thick = fx.uniform(0.15, 0.45), int(fx.integers(1, 3))
+        for row in (rule, rule - int(h * fx.uniform(0.85, 1.2))):
+            if 0 <= row < h:
+                np.maximum(faint[row : row + thick], strength, out=faint[row : row + thick])
+    if fx.random() < PENCIL:
+        grain = np.clip(fx.normal(1.0, 0.35, ink.shape), 0, 1).astype(np.float32)
+        ink = ink * grain * fx.uniform(0.45, 0.8)
+    return ink, (faint if faint.any() else None), outside
+
+
+def render_line(
+    text: str,
+    font: Font,
+    weight: int | None,
+    rng: np.random.Generator,
+    height: int,
+    effects: tuple[Sequence[str], np.random.Generator] | None = None,
+) -> tuple[np.ndarray, int]:
+    """One line image (uint8, dark ink on light paper, ``height`` rows) and its binarisation threshold.
+
+    ``effects``: three other lines of text and a generator of their own, to draw the line as a crop of
+    a written page (see :func:`_crop_effects`); without, the same ``rng`` gives the same image as before
+    they existed."""
+    ink = _ink_line(text, font, weight, rng, height)
+    if effects is None:
+        return _paper(rng, ink.shape, ink)
+    texts, fx = effects
+    ink, faint, outside = _crop_effects(ink, lambda t: _ink_line(t, font, weight, fx, height), texts, fx)
+    return _paper(rng, ink.shape, ink, faint, outside)
 
 
 @dataclass(frozen=True)
@@ -278,6 +398,7 @@ class _Job:
     out: str
     seed: int
     height: int
+    crop_effects: bool = False
 
 
 _fonts: list[Font] = []
@@ -320,12 +441,26 @@ def _make_line(job: _Job, i: int) -> _Row:
     else:
         raise HandwriteError("no font covers the characters of the text; give fonts that do")
     weight = int(rng.uniform(*font.weights)) if font.weights else None
-    image, threshold = render_line(text, font, weight, rng, job.height)
+    effects = None
+    if job.crop_effects:
+        # A generator of their own: the lines' texts, fonts and shapes stay those of the same seed without effects.
+        fx = np.random.default_rng([job.seed, i, 1])
+        effects = [_other_text(font, text, fx) for _ in range(3)], fx
+    image, threshold = render_line(text, font, weight, rng, job.height, effects)
     line_id, folder = _line_id(i)
     path = Path(job.out) / "lines" / folder / f"{line_id}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(path, optimize=False)
     return _Row(line_id, text, threshold, image.shape[1], image.shape[0], font.path, weight, resamples)
+
+
+def _other_text(font: Font, fallback: str, rng: np.random.Generator) -> str:
+    """Text of a neighbouring line that ``font`` can write (``fallback``, the line's own, if none is found)."""
+    for _ in range(20):
+        text = _pick_text(_corpus, rng)
+        if font.covers(text):
+            return text
+    return fallback
 
 
 def _make_chunk(job: _Job, start: int, stop: int) -> list[_Row]:
@@ -351,7 +486,10 @@ def synthesize(
     height: int = 64,
     workers: int = 1,
     advance: Callable[[int], None] = lambda n: None,
+    crop_effects: bool = False,
 ) -> SynthReport:
+    """Draw ``lines`` lines into ``out`` as an IAM-layout dataset. ``crop_effects``: draw each as a crop of
+    a written page (strokes of neighbouring lines, a polygon's flat fill, show-through, rulings, pencil)."""
     if lines < 1:
         raise HandwriteError(f"lines must be at least 1 (got {lines})")
     if height < 16:
@@ -369,7 +507,7 @@ def synthesize(
     except OSError as e:
         raise HandwriteError(f"{out}: cannot write the dataset there ({e.strerror or e})") from None
 
-    job = _Job(str(out), seed, height)
+    job = _Job(str(out), seed, height, crop_effects)
     chunk = 16
     starts = range(0, lines, chunk)
     rows: list[_Row] = []
@@ -390,7 +528,8 @@ def synthesize(
     splits: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
     table = [
         "# handwrite synth: synthetic lines in the IAM lines.txt format",
-        f"# seed {seed}, {lines} lines, height {height}, {len(fonts)} fonts",
+        f"# seed {seed}, {lines} lines, height {height}, {len(fonts)} fonts"
+        + (", crop effects" if crop_effects else ""),
         "# id ok graylevel ncomp x y w h transcription   (ncomp, x and y are not computed: 0)",
     ]
     for i, r in enumerate(rows):

@@ -84,6 +84,48 @@ def test_same_seed_is_byte_identical_whatever_the_workers(tmp_path, fonts, datas
     assert (tmp_path / "other" / "ascii" / "lines.txt").read_bytes() != (out / "ascii" / "lines.txt").read_bytes()
 
 
+def test_crop_effects_change_the_images_only(tmp_path, fonts, dataset):
+    # The same seed with page-crop effects: the same texts, fonts and sizes (the effects draw from a
+    # generator of their own), other pixels; and still the same bytes whatever the number of workers.
+    out, _ = dataset
+    corpus = synth.read_corpus()
+    synth.synthesize(tmp_path / "fx", 40, fonts, corpus, seed=3, crop_effects=True)
+    rows = lambda root: (root / "ascii" / "lines.txt").read_text().splitlines()  # noqa: E731
+    assert [r for r in rows(tmp_path / "fx") if not r.startswith("#")] == [
+        r for r in rows(out) if not r.startswith("#")
+    ]
+    assert "crop effects" in rows(tmp_path / "fx")[1] and "crop effects" not in rows(out)[1]
+    assert (tmp_path / "fx" / "fonts.tsv").read_bytes() == (out / "fonts.tsv").read_bytes()
+    changed = [
+        p
+        for p in sorted((out / "lines").rglob("*.png"))
+        if p.read_bytes() != (tmp_path / "fx" / p.relative_to(out)).read_bytes()
+    ]
+    assert len(changed) >= 20  # each effect is drawn with a probability; most lines get one
+    synth.synthesize(tmp_path / "fx2", 40, fonts, corpus, seed=3, workers=2, crop_effects=True)
+    assert _digest(tmp_path / "fx2") == _digest(tmp_path / "fx")
+
+
+def test_polygon_fill_hides_the_neighbouring_lines_strokes(monkeypatch):
+    # A line's strokes in the middle rows and neighbours that are ink everywhere: their strokes reach into
+    # the crop's top and bottom rows, and outside the band around the line's own ink the paper is flat.
+    import numpy as np
+
+    for name, p in {"NEIGHBOURS": 1.0, "POLYGON": 1.0, "SHOW_THROUGH": 0.0, "RULED": 0.0, "PENCIL": 0.0}.items():
+        monkeypatch.setattr(synth, name, p)
+    line = np.zeros((64, 300), np.float32)
+    line[26:40, 20:280:6] = 1.0  # strokes, mostly paper between them as in a real line
+    neighbour = np.ones((64, 300), np.float32)
+    rng = np.random.default_rng(0)
+    ink, faint, outside = synth._crop_effects(line, lambda text: neighbour, ["a", "b", "c"], rng)
+    assert faint is None
+    assert ink[:4].max() == 1.0 or ink[-4:].max() == 1.0  # a neighbour's strokes came in
+    assert outside[:4].all() and outside[-4:].all() and not outside[26:40, 20:280].any()
+    image, _ = synth._paper(rng, ink.shape, ink, faint, outside)
+    assert len(np.unique(image[outside])) == 1  # painted flat: no stroke of a neighbour is left there
+    assert image[outside][0] > image[26:40, 20:280:6].mean() + 50  # the paper's tone, not the strokes'
+
+
 def test_a_font_never_draws_text_it_has_no_glyphs_for(tmp_path, fonts):
     # Two fonts and a corpus where half the lines need a character only one of them has.
     small = min(fonts, key=lambda f: len(f.chars))
