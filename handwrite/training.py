@@ -610,7 +610,7 @@ def _validate(
         "train_loss": loss,
         "val_cer": ev.counts.cer,
         "val_wer": ev.counts.wer,
-        "lr": run.cfg.lr * state.lr_scale,
+        "lr": schedule.lr_at(state),  # the rate the next step takes (cosine, warm-up and halvings included)
         "train_lines_per_s": speed,
         "elapsed_s": round(state.elapsed, 1),
     }

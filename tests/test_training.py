@@ -122,7 +122,9 @@ def test_cli_transcribe_paths_from_stdin_to_file(trained, tmp_path):
     ]
 
 
-@pytest.mark.parametrize("extra", [[], ["--cell", "gru", "--shortcut-weight", "0.1", "--schedule", "cosine"]])
+@pytest.mark.parametrize(
+    "extra", [[], ["--cell", "gru", "--shortcut-weight", "0.1", "--schedule", "cosine", "--warmup-steps", "1"]]
+)
 def test_cli_train_end_to_end(tmp_path, extra):
     out = tmp_path / "cli-run"
     r = runner.invoke(
@@ -159,6 +161,10 @@ def test_cli_train_end_to_end(tmp_path, extra):
     assert model.cfg.height == 32 and state["train_config"]["batch_size"] == 2
     assert model.cfg.cell == ("gru" if extra else "lstm")
     assert state["train_config"]["schedule"] == ("cosine" if extra else "plateau")
+    # The recorded rate is the schedule's, not the configured one: the cosine's is 0 at its last step,
+    # the plateau schedule's still warming up.
+    rate = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["lr"]
+    assert rate == pytest.approx(0.0 if extra else TrainConfig().lr * 4 / TrainConfig().warmup_steps)
     # The shortcut head is training state: in last.pt (to resume), not in the model users load.
     assert ("shortcut" in checkpoint.load_state(out / "last.pt")) == bool(extra)
     assert "shortcut" not in state
