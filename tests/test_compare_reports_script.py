@@ -1,0 +1,46 @@
+"""scripts/compare_reports.py: two models' `eval --report` files compared line by line, pages resampled."""
+
+import json
+import subprocess
+import sys
+
+from conftest import FIXTURES
+
+from handwrite.cli import ReportFormat, _report
+from handwrite.metrics import ErrorCounts, Evaluation, LineResult, cer
+
+SCRIPT = FIXTURES.parents[1] / "scripts" / "compare_reports.py"
+REFS = {"a01-000u-00": "hello world", "a01-000u-01": "abc", "pairs/x": "xyz"}
+
+
+def _write(path, hyps: dict[str, str]) -> None:
+    lines = [LineResult(i, REFS[i], hyps[i], cer(REFS[i], hyps[i])) for i in REFS]
+    path.write_text(_report(Evaluation(ErrorCounts(), lines), ReportFormat.tsv), encoding="utf-8")
+
+
+def test_counts_lines_better_and_worse_and_resamples_pages(tmp_path):
+    _write(tmp_path / "A-set.tsv", {"a01-000u-00": "hello warld", "a01-000u-01": "abc", "pairs/x": "xy"})
+    _write(tmp_path / "B-set.tsv", {"a01-000u-00": "hello world", "a01-000u-01": "abd", "pairs/x": "x"})
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "A-*.tsv"), str(tmp_path / "B-*.tsv")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    assert (out["a"], out["b"], out["b_minus_a"]) == (2, 3, 1)
+    assert (out["lines_b_better"], out["lines_b_worse"]) == (1, 2)
+    # Two pages: the IAM form a01-000u (B - A = 0) and the folder pairs (+1): every resample sums 0 to +2.
+    assert out["pages"] == 2
+    assert 0 <= out["interval_95"][0] <= out["interval_95"][1] <= 2
+
+
+def test_files_that_do_not_pair_up_are_refused(tmp_path):
+    _write(tmp_path / "A-one.tsv", dict(REFS))
+    _write(tmp_path / "B-two.tsv", dict(REFS))
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "A-*.tsv"), str(tmp_path / "B-*.tsv")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1 and "do not pair up" in done.stderr
