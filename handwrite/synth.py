@@ -4,7 +4,8 @@ Real transcribed handwriting is scarce; pretraining on rendered lines is how
 strong HTR systems start (Kang et al. 2020). A font alone looks like print, so
 each line is drawn word by word with its own size, baseline and tilt, then
 slanted, rotated, warped elastically, given a stroke width, and laid on paper
-with uneven ink. Everything random comes from a generator seeded by
+with uneven ink; with ``crop_effects`` also as a page crop holds it (neighbouring
+lines' strokes, a polygon's flat fill, show-through, rulings, pencil). Everything random comes from a generator seeded by
 ``(seed, line number)``: the same seed gives the same dataset whatever the
 number of worker processes.
 
@@ -283,8 +284,8 @@ def _ink_line(text: str, font: Font, weight: int | None, rng: np.random.Generato
     return np.clip(small, 0, 1)
 
 
-# How often each page-crop effect is drawn (`synthesize(crop_effects=True)`), and how strong. What they
-# imitate is seen in the real crops of the shared kits and the HTR-United pages: strokes of the lines above
+# How often each page-crop effect is drawn (`synthesize(crop_effects=True)`; their strengths are drawn where
+# they are applied, in `_crop_effects`). What they imitate is seen in the real crops of the shared kits and the HTR-United pages: strokes of the lines above
 # and below, cut off by the line polygon's flat fill, the other side of the sheet showing through, printed
 # rulings, pencil.
 NEIGHBOURS = 0.5  # strokes of the lines above and below reach into the crop
@@ -347,7 +348,7 @@ def _crop_effects(
     ink = ink.copy()
     if fx.random() < NEIGHBOURS:
         for text, above in zip(texts[:2], (True, False)):
-            if fx.random() < 0.3:
+            if fx.random() < 0.3:  # the first or last line of a page, or a line between wide gaps
                 continue
             other = _fit_width(_ink_rows(draw(text)), w, fx)
             k = min(other.shape[0], max(1, int(h * fx.uniform(0.08, 0.35))))
