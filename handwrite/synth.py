@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .atomic import atomic_write
@@ -318,12 +319,12 @@ def _band(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     h, w = ink.shape
     inked = ink > 0.1
     any_ink = inked.any(axis=0)
-    cols = np.arange(w)
     first = np.where(any_ink, inked.argmax(axis=0), h)
     last = np.where(any_ink, h - 1 - inked[::-1].argmax(axis=0), -1)
     reach = max(2, int(h * rng.uniform(0.3, 1.0)))  # a polygon's vertices are a few x-heights apart
-    top = np.array([first[max(0, c - reach) : c + reach + 1].min() for c in cols])
-    bottom = np.array([last[max(0, c - reach) : c + reach + 1].max() for c in cols])
+    window = 2 * reach + 1  # each column's neighbourhood, padded with values that never win
+    top = sliding_window_view(np.pad(first, reach, constant_values=h), window).min(axis=1)
+    bottom = sliding_window_view(np.pad(last, reach, constant_values=-1), window).max(axis=1)
     empty = top > bottom  # no ink anywhere near: the band of the line's middle
     top[empty], bottom[empty] = h // 4, 3 * h // 4
     grow = rng.uniform(1, 0.06 * h)
@@ -360,7 +361,7 @@ def _crop_effects(
     if fx.random() < SHOW_THROUGH:
         back = Image.fromarray((_fit_width(draw(texts[2])[:, ::-1], w, fx) * 255).astype(np.uint8))
         back = np.asarray(back.filter(ImageFilter.GaussianBlur(fx.uniform(0.5, 2.0))), np.float32) / 255
-        faint = np.maximum(faint, np.roll(back, int(fx.integers(-h // 4, h // 4 + 1)), axis=0) * fx.uniform(0.1, 0.35))
+        faint = np.roll(back, int(fx.integers(-h // 4, h // 4 + 1)), axis=0) * fx.uniform(0.1, 0.35)
     if fx.random() < RULED:
         rule = _baseline(ink) + int(fx.integers(0, 3))
         strength, thick = fx.uniform(0.15, 0.45), int(fx.integers(1, 3))
