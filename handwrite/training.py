@@ -480,7 +480,7 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
     # that disagree, and the resumed run would drift from an unbroken one. The same while a batch comes
     # from a loader process: interrupted while taking over the batch's shared memory, the worker's
     # side of the hand-over printed a traceback (EOFError in multiprocessing's resource sharer).
-    busy = [False]  # in a step, or receiving a batch (checkpoint.save holds signals itself)
+    busy = [False]  # in a step, receiving a batch, or ending an epoch (checkpoint.save holds signals itself)
     stop_signal = [False]
 
     def on_signal(signum, frame):
@@ -533,11 +533,14 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                         run.save_last()
                 epoch_done = state.step_in_epoch >= len(run.sampler)  # even if a limit stopped it on its last batch
                 loss_sum, lines = _all_sum([loss_sum, lines], ddp)
+                speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
+                ev = evaluate(validator, val_records) if ddp.main else None  # a stop here records nothing of it
+                # From the schedule's turn to last.pt the epoch's end is one unit, like a step: stopped
+                # between them, last.pt held the turn taken but the epoch not advanced, and the resumed
+                # run took the turn again (one more bad epoch, an earlier halving of the rate).
+                busy[0] = True
                 if ddp.main:
-                    speed = lines / max(time.monotonic() - epoch_t0, 1e-9)
-                    record = _validate(
-                        run, validator, val_records, schedule, loss_sum / max(lines, 1), speed, epoch_done
-                    )
+                    record = _record_epoch(run, ev, schedule, loss_sum / max(lines, 1), speed, epoch_done)
                     b.print(
                         f"epoch {record['epoch']}: loss {record['train_loss']:.3f}  val CER {record['val_cer']:.2%}  "
                         f"WER {record['val_wer']:.2%}  {record['train_lines_per_s']:.1f} lines/s",
@@ -554,6 +557,9 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
                     if schedule.should_stop(state):
                         stop_reason = f"no improvement for {cfg.patience} epochs"
                 run.save_last()
+                busy[0] = False
+                if stop_signal[0]:
+                    raise KeyboardInterrupt
         if ddp.world > 1:
             torch.distributed.barrier()  # leave together: no rank tears down the group while rank 0 still writes
     except KeyboardInterrupt:
@@ -586,13 +592,10 @@ def _limit_reached(state: TrainState, cfg: TrainConfig, ddp: Distributed) -> str
     return reason
 
 
-def _validate(
-    run: _Run, validator: Recognizer, val_records, schedule: Schedule, loss: float, speed: float, epoch_done: bool
-) -> dict:
-    """Validation CER, best.pt when it is the lowest yet, the schedule's turn (whole epochs only),
-    and the epoch's record appended to metrics.jsonl."""
+def _record_epoch(run: _Run, ev, schedule: Schedule, loss: float, speed: float, epoch_done: bool) -> dict:
+    """After validation ``ev``: best.pt when its CER is the lowest yet, the schedule's turn (whole epochs
+    only), and the epoch's record appended to metrics.jsonl."""
     state = run.state
-    ev = evaluate(validator, val_records)
     weights_to = []
     if ev.counts.cer < state.best_saved_cer:
         state.best_saved_cer = ev.counts.cer

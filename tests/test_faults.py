@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from handwrite import checkpoint
 from handwrite.cli import app
+from handwrite.schedule import Schedule
 
 runner = CliRunner()
 EPOCHS = 120  # about 5 s of training: long enough to be stopped at a random moment of it
@@ -118,6 +119,37 @@ def test_stop_at_a_random_moment_then_resume_gives_the_unbroken_weights(unbroken
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     epochs = [r["epoch"] for r in records if r["complete_epoch"]]
     assert epochs == sorted(set(epochs)), "an epoch was logged twice"
+
+
+def test_ctrl_c_at_an_epochs_end_is_not_counted_twice_on_resume(monkeypatch, tmp_path):
+    """A Ctrl-C between the schedule's turn for an epoch and the saving of last.pt (while the epoch's line
+    is printed, say) resumes into the unbroken run. It once saved the turn taken but the epoch not yet
+    advanced, and the resumed run took the turn again: one more bad epoch, an earlier halving of the rate."""
+    args = ["--epochs", "4", "--lr-patience", "1", "--patience", "1000"]
+    unbroken = _cli_train(tmp_path / "unbroken", *args)
+    assert unbroken.exit_code == 0, unbroken.output
+    real = Schedule.end_epoch
+    calls = [0]
+
+    def interrupted_after(self, state, cer):
+        calls[0] += 1
+        real(self, state, cer)
+        if calls[0] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Schedule, "end_epoch", interrupted_after)
+    out = tmp_path / "run"
+    stopped = _cli_train(out, *args)
+    monkeypatch.undo()
+    assert calls[0] == 2 and stopped.exit_code == 130, stopped.output
+    resumed = _cli_train(out, *args, "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    a, a_state = _weights(tmp_path / "unbroken")
+    b, b_state = _weights(out)
+    a_state.pop("elapsed"), b_state.pop("elapsed")
+    assert a_state == b_state  # the learning-rate scale, bad epochs and best CER included
+    for name, tensor in a.items():
+        assert torch.equal(tensor, b[name]), name
 
 
 def test_sigterm_to_the_group_with_loader_workers_stops_cleanly(tmp_path):
