@@ -241,6 +241,13 @@ DensityOpt = typer.Option(
     help="Read again, stretched, the lines whose greedy reading has more characters per output frame than "
     "this (0: read each line once; default: the model's saved settings, else 0).",
 )
+InkOpt = typer.Option(
+    None,
+    "--min-ink-height",
+    help="Crop above and below the lines whose ink (its central 90 %) fills less than this fraction of their "
+    "height, to fill that much, before reading them (0: read lines as given; default: the model's saved "
+    "settings, else 0).",
+)
 ReadAsOpt = typer.Option(
     None,
     "--read-as",
@@ -272,7 +279,21 @@ ModelOpt = typer.Option(
 
 
 def _load_recognizer(
-    model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, max_density, read_as
+    model,
+    device,
+    batch_size,
+    workers,
+    threads,
+    decoder,
+    lm,
+    lexicon,
+    beam,
+    lm_weight,
+    bonus,
+    oov,
+    max_density,
+    min_ink_height,
+    read_as,
 ):
     """The model bundle with its saved decoding under the flags: what eval and transcribe share
     (the same handwrite.load a Python caller uses)."""
@@ -292,6 +313,7 @@ def _load_recognizer(
         insertion_bonus=bonus,
         oov_penalty=oov,
         max_density=max_density,
+        min_ink_height=min_ink_height,
         read_as=_read_as(read_as),
     )
     return recognizer.spec, recognizer
@@ -556,6 +578,7 @@ def evaluate(
     bonus: Optional[float] = BonusOpt,
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
+    ink: Optional[float] = InkOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -582,7 +605,21 @@ def evaluate(
     rows, failed = [], 0
     for m in models:
         spec, recognizer = _load_recognizer(
-            m, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density, read_as
+            m,
+            device,
+            batch_size,
+            workers,
+            threads,
+            decoder,
+            lm,
+            lexicon,
+            beam,
+            lm_weight,
+            bonus,
+            oov,
+            density,
+            ink,
+            read_as,
         )
         t0 = time.monotonic()
         ev = Evaluation(ErrorCounts(), [])
@@ -691,6 +728,7 @@ def transcribe(
     bonus: Optional[float] = BonusOpt,
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
+    ink: Optional[float] = InkOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -729,7 +767,21 @@ def transcribe(
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
         _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
     spec, recognizer = _load_recognizer(
-        model, device, batch_size, workers, threads, decoder, lm, lexicon, beam, lm_weight, bonus, oov, density, read_as
+        model,
+        device,
+        batch_size,
+        workers,
+        threads,
+        decoder,
+        lm,
+        lexicon,
+        beam,
+        lm_weight,
+        bonus,
+        oov,
+        density,
+        ink,
+        read_as,
     )
     rows: list[str] = []
     counts = {"lines": 0, "failed": 0}
@@ -973,6 +1025,7 @@ def lm_tune(
     ),
     beam: int = typer.Option(16, "--beam"),
     max_density: Optional[float] = DensityOpt,
+    min_ink_height: Optional[float] = InkOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
@@ -999,7 +1052,9 @@ def lm_tune(
     if penalties and not lexicon:
         _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
-    reading = decoding(model, max_density=max_density, read_as=_read_as(read_as)).reading()  # kept as saved
+    reading = decoding(  # kept as saved
+        model, max_density=max_density, min_ink_height=min_ink_height, read_as=_read_as(read_as)
+    ).reading()
     base = replace(
         reading,
         decoder="beam",

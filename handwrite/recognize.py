@@ -15,7 +15,16 @@ from .config import INFERENCE_BATCH, INFERENCE_COLUMNS, DecoderSpec
 from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .pagexml import DEFAULT_GEOMETRY, LineCrop, new_page_file, page_lines, to_page, write_results
-from .preprocess import pack_line, pad_lines, prepare_line, read_line_image, stretch_line, to_unit, unpack_line
+from .preprocess import (
+    crop_to_ink,
+    pack_line,
+    pad_lines,
+    prepare_line,
+    read_line_image,
+    stretch_line,
+    to_unit,
+    unpack_line,
+)
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,12 @@ class Recognizer:
             blob, size = self._cache[source]
             return unpack_line(blob, self.height), size
         grey = read_line_image(source)
-        line = prepare_line(grey, self.height, source if isinstance(source, (Path, LineCrop)) else "image")
+        name = source if isinstance(source, (Path, LineCrop)) else "image"
+        line = prepare_line(grey, self.height, name)
+        if self.spec.min_ink_height:
+            cropped = crop_to_ink(grey, line, self.spec.min_ink_height)
+            if cropped is not None:
+                line = prepare_line(cropped, self.height, name)
         if cached:
             self._cache[source] = pack_line(line), grey.size
         return line, grey.size

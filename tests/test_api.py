@@ -172,6 +172,25 @@ def test_lines_denser_than_max_density_are_read_again_stretched():
         DecoderSpec(max_density=-1)
 
 
+def test_lines_with_a_wide_margin_are_cropped_to_their_ink_before_reading():
+    from handwrite import DecoderSpec, Recognizer
+    from handwrite.codec import Alphabet
+
+    net = _OneCharPerFrame()
+    line = np.full((64, 400), 255, np.uint8)
+    line[27:35, 10:390:6] = 0  # ink fills 8 of 64 rows
+    Recognizer(net, Alphabet("ab")).read(line)
+    assert net.widths == [400]
+    net.widths = []
+    result = Recognizer(net, Alphabet("ab"), decoder=DecoderSpec(min_ink_height=0.5)).read(line)
+    # Cropped to 16 rows around the ink, then scaled to 64 rows high: four times as wide.
+    assert net.widths == [1600] and result.size == (400, 64)
+    assert all(0 <= g.x0 < g.x1 <= 400 for g in result.glyphs)  # positions are still the image's own
+    for bad in (-0.1, 1.5):
+        with pytest.raises(handwrite.HandwriteError, match="min_ink_height"):
+            DecoderSpec(min_ink_height=bad)
+
+
 class _TwoSigns:
     """Three frames: blank most likely alone (0.4), the same sign written two ways (0.3 each)."""
 
@@ -203,5 +222,5 @@ def test_a_character_read_as_another_adds_its_probability_to_it():
     for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}, ["’"]):
         with pytest.raises(handwrite.HandwriteError, match="read_as"):
             DecoderSpec(read_as=bad)
-    spec = DecoderSpec(decoder="beam", lm="x.arpa", beam=4, max_density=0.4, read_as={"’": "'"})
-    assert spec.reading() == DecoderSpec(max_density=0.4, read_as={"’": "'"})
+    spec = DecoderSpec(decoder="beam", lm="x.arpa", beam=4, max_density=0.4, min_ink_height=0.3, read_as={"’": "'"})
+    assert spec.reading() == DecoderSpec(max_density=0.4, min_ink_height=0.3, read_as={"’": "'"})

@@ -10,7 +10,7 @@ from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import LineRecord, load_dataset
 from handwrite.model import CRNN, BiRNN
-from handwrite.preprocess import load_line, pack_line, to_unit, unpack_line
+from handwrite.preprocess import crop_to_ink, load_line, pack_line, prepare_line, to_unit, unpack_line
 
 
 def test_load_line_ink_high_fixed_height(tmp_path):
@@ -21,6 +21,23 @@ def test_load_line_ink_high_fixed_height(tmp_path):
     assert line.shape == (32, 128)  # 200 * 32 / 50
     assert line.dtype == np.uint8
     assert line[16, 80] > 200 and line[2, 5] < 20  # stroke high, paper low
+
+
+def test_crop_to_ink_trims_a_wide_margin_around_the_ink_and_leaves_a_full_line():
+    grey = np.full((200, 600), 230, np.uint8)
+    grey[120:140, 20:580:7] = 20  # a band of ink 20 rows high, 110 rows below the top
+    grey[5, 100:110] = 20  # a speck of the line above: too little ink to count
+    image = Image.fromarray(grey)
+    cropped = crop_to_ink(image, prepare_line(image, 64), 0.5)
+    # 20 rows of ink now fill half the height, around the band's centre (measured on the 64-row line:
+    # one of its rows is about 3 of these).
+    width, height = cropped.size
+    assert width == 600 and 38 <= height <= 46
+    assert (np.asarray(cropped)[height // 2] == 20).any() and (np.asarray(cropped)[:8] == 230).all()
+    assert crop_to_ink(image, prepare_line(image, 64), 0.05) is None  # the ink fills that much already
+    edge = np.roll(grey, -115, axis=0)  # the band 5 rows from the top: the crop stays inside the image
+    cropped = crop_to_ink(Image.fromarray(edge), prepare_line(Image.fromarray(edge), 64), 0.5)
+    assert cropped.size == (600, height) and (np.asarray(cropped)[5:25] == 20).all(axis=0).any()
 
 
 def test_width_batches_group_similar_widths_and_cover_all():
