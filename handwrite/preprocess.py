@@ -86,23 +86,26 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     return np.clip((ink - paper) * scale, 0, 255).astype(np.uint8)
 
 
-def crop_to_ink(grey: Image.Image, line: np.ndarray, min_fill: float) -> Image.Image | None:
-    """``grey`` cropped above and below, around its ink's centre, so that its ink fills ``min_fill`` of
-    the height; None when it fills that much already. ``line``: ``grey`` as :func:`prepare_line` made it.
-
-    The ink's height is that of the central 90 % of its mass (row sums of ``line``): a stray stroke of
-    the lines above or below, or a long descender, does not count."""
+def ink_extent(line: np.ndarray) -> tuple[int, float]:
+    """(rows, centre row) of a prepared line's ink: the height of the central 90 % of its mass (row
+    sums), so that a stray stroke of the lines above or below, or a long descender, does not count."""
     profile = line.sum(axis=1, dtype=np.float64)
-    if profile.sum() <= 0:
+    total = max(profile.sum(), 1e-9)
+    cumulative = np.cumsum(profile) / total
+    rows = int(np.searchsorted(cumulative, 0.95) - np.searchsorted(cumulative, 0.05) + 1)
+    return rows, float((np.arange(len(profile)) * profile).sum() / total)
+
+
+def crop_to_ink(grey: Image.Image, line: np.ndarray, min_fill: float) -> Image.Image | None:
+    """``grey`` cropped above and below, around its ink's centre, so that its ink (:func:`ink_extent`)
+    fills ``min_fill`` of the height; None when it fills that much already. ``line``: ``grey`` as
+    :func:`prepare_line` made it."""
+    rows, centre = ink_extent(line)
+    if rows >= min_fill * line.shape[0]:
         return None
-    cumulative = np.cumsum(profile) / profile.sum()
-    rows = np.searchsorted(cumulative, 0.95) - np.searchsorted(cumulative, 0.05) + 1
-    if rows >= min_fill * len(profile):
-        return None
-    scale = grey.size[1] / len(profile)  # the image's rows per row of ``line``
+    scale = grey.size[1] / line.shape[0]  # the image's rows per row of ``line``
     height = max(1, round(rows / min_fill * scale))
-    centre = (np.arange(len(profile)) * profile).sum() / profile.sum() * scale
-    top = min(max(0, round(centre - height / 2)), grey.size[1] - height)
+    top = min(max(0, round(centre * scale - height / 2)), grey.size[1] - height)
     return grey.crop((0, top, grey.size[0], top + height))
 
 

@@ -1,4 +1,5 @@
-"""How densely lines are written, as a model reads them: characters per output frame.
+"""How densely lines are written, as a model reads them: characters per output frame; and how much of
+a line's height its ink fills.
 
 Usage: python scripts/line_density.py MODEL DATASET:SPLIT [DATASET:SPLIT ...] [--sample N]
 
@@ -7,7 +8,9 @@ gives one frame per ``width_reduction`` columns; CTC needs at least one frame pe
 between repeated ones). Prints one JSON object per dataset and one for all of them: the lines
 measured and the 10th/50th/75th/90th percentiles. The median of a model's training lines is the
 ``max_density`` its decoding settings use (denser lines are read again, stretched to it), since that
-is the density the network learned most from. Each dataset is read by handwrite's own readers (SPLIT
+is the density the network learned most from. ``ink_height``: the same percentiles of the fraction of
+a line's height that its ink fills (handwrite.preprocess.ink_extent), what ``min_ink_height`` compares
+with (lines cut with wider margins than a model's training lines are cropped to it). Each dataset is read by handwrite's own readers (SPLIT
 a split name or list file, '-' for the whole set); ``--sample N`` measures N random lines of each
 (seed 0), enough for percentiles and quicker than opening every image.
 """
@@ -22,16 +25,19 @@ import numpy as np
 
 import handwrite
 from handwrite.datasets import load_dataset
-from handwrite.preprocess import read_line_image
+from handwrite.preprocess import ink_extent, prepare_line, read_line_image
 
 
-def densities(records, height: int, reduction: int) -> list[float]:
-    out = []
+def measure(records, height: int, reduction: int) -> tuple[list[float], list[float]]:
+    """Each line's characters per output frame, and the fraction of its height its ink fills."""
+    density, ink = [], []
     for r in records:
-        w, h = read_line_image(r.image).size
+        grey = read_line_image(r.image)
+        w, h = grey.size
         frames = max(1, round(w * height / h) // reduction)
-        out.append(len(r.text) / frames)
-    return out
+        density.append(len(r.text) / frames)
+        ink.append(ink_extent(prepare_line(grey, height, r.image))[0] / height)
+    return density, ink
 
 
 def main(argv: list[str]) -> None:
@@ -42,19 +48,23 @@ def main(argv: list[str]) -> None:
         argv = argv[:k] + argv[k + 2 :]
     model, sources = argv[0], argv[1:]
     cfg = handwrite.load(model, decoder="greedy").network.cfg
-    everything: list[float] = []
+    everything: tuple[list[float], list[float]] = ([], [])
 
-    def report(name: str, values: list[float]) -> None:
-        p10, p50, p75, p90 = np.percentile(values, [10, 50, 75, 90]).round(3).tolist()
-        print(json.dumps({"data": name, "lines": len(values), "p10": p10, "median": p50, "p75": p75, "p90": p90}))
+    def percentiles(values: list[float]) -> dict:
+        return dict(zip(("p10", "median", "p75", "p90"), np.percentile(values, [10, 50, 75, 90]).round(3).tolist()))
+
+    def report(name: str, values: tuple[list[float], list[float]]) -> None:
+        density, ink = values
+        print(json.dumps({"data": name, "lines": len(density), **percentiles(density), "ink_height": percentiles(ink)}))
 
     for source in sources:
         path, _, split = source.rpartition(":")
         records = load_dataset(path, split=None if split == "-" else split)
         if sample is not None and len(records) > sample:
             records = random.Random(0).sample(records, sample)
-        values = densities(records, cfg.height, cfg.width_reduction)
-        everything += values
+        values = measure(records, cfg.height, cfg.width_reduction)
+        for kept, new in zip(everything, values):
+            kept += new
         report(source, values)
     if len(sources) > 1:
         report("all", everything)
