@@ -58,6 +58,7 @@ def decoding(
     oov_penalty: float | None = None,
     max_density: float | None = None,
     min_ink_height: float | None = None,
+    max_slope: float | None = None,
     read_as: dict[str, str] | None = None,
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
@@ -91,6 +92,7 @@ def decoding(
         "oov_penalty": oov_penalty,
         "max_density": max_density,
         "min_ink_height": min_ink_height,
+        "max_slope": max_slope,
         "read_as": read_as,  # {} reads every character as written
     }
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})

@@ -248,6 +248,12 @@ InkOpt = typer.Option(
     "height, to fill that much, before reading them (0: read lines as given; default: the model's saved "
     "settings, else 0).",
 )
+SlopeOpt = typer.Option(
+    None,
+    "--max-slope",
+    help="Turn level the lines whose writing slopes more than this many degrees before reading them (0: read "
+    "lines as given; default: the model's saved settings, else 0).",
+)
 ReadAsOpt = typer.Option(
     None,
     "--read-as",
@@ -293,6 +299,7 @@ def _load_recognizer(
     oov,
     max_density,
     min_ink_height,
+    max_slope,
     read_as,
 ):
     """The model bundle with its saved decoding under the flags: what eval and transcribe share
@@ -314,6 +321,7 @@ def _load_recognizer(
         oov_penalty=oov,
         max_density=max_density,
         min_ink_height=min_ink_height,
+        max_slope=max_slope,
         read_as=_read_as(read_as),
     )
     return recognizer.spec, recognizer
@@ -579,6 +587,7 @@ def evaluate(
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
     ink: Optional[float] = InkOpt,
+    slope: Optional[float] = SlopeOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -619,6 +628,7 @@ def evaluate(
             oov,
             density,
             ink,
+            slope,
             read_as,
         )
         t0 = time.monotonic()
@@ -729,6 +739,7 @@ def transcribe(
     oov: Optional[float] = OovOpt,
     density: Optional[float] = DensityOpt,
     ink: Optional[float] = InkOpt,
+    slope: Optional[float] = SlopeOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -781,6 +792,7 @@ def transcribe(
         oov,
         density,
         ink,
+        slope,
         read_as,
     )
     rows: list[str] = []
@@ -1026,6 +1038,7 @@ def lm_tune(
     beam: int = typer.Option(16, "--beam"),
     max_density: Optional[float] = DensityOpt,
     min_ink_height: Optional[float] = InkOpt,
+    max_slope: Optional[float] = SlopeOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
@@ -1053,7 +1066,11 @@ def lm_tune(
         _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
     reading = decoding(  # kept as saved
-        model, max_density=max_density, min_ink_height=min_ink_height, read_as=_read_as(read_as)
+        model,
+        max_density=max_density,
+        min_ink_height=min_ink_height,
+        max_slope=max_slope,
+        read_as=_read_as(read_as),
     ).reading()
     base = replace(
         reading,

@@ -167,6 +167,10 @@ class DecoderSpec:
     # and below to fill this much before it is read (0: read as given). Crops cut with a margin wider than
     # the training lines' read worse; the shipped model's setting is measured in its model card.
     min_ink_height: float = 0.0
+    # A line whose writing slopes more than this many degrees (fitted through its ink) is turned level
+    # before it is read, and then cropped as above (0: read as given). The training lines run nearly level;
+    # the shipped model's setting is measured in its model card.
+    max_slope: float = 0.0
     # Characters the network writes that are read as another ({"’": "'"}): in every frame the first's
     # probability is added to the second's before decoding, so a model whose training sets typed one sign
     # two ways writes it one way (the shipped model's case: its model card has the figures).
@@ -203,6 +207,7 @@ class DecoderSpec:
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
         check_number("max_density", self.max_density, 0, 10)
         check_number("min_ink_height", self.min_ink_height, 0, 1)
+        check_number("max_slope", self.max_slope, 0, 45)
         try:
             self.read_as = dict(self.read_as or {})
         except (TypeError, ValueError):
@@ -214,10 +219,15 @@ class DecoderSpec:
                 raise HandwriteError(f"read_as: {dst!r} is read as another itself; map {src!r} to that one")
 
     def reading(self) -> DecoderSpec:
-        """Only how lines and the network's output are read (``min_ink_height``, ``max_density``, ``read_as``),
-        decoded greedily: what `lm tune` runs the network with, and what a model keeps when its search
-        settings cannot apply."""
-        return DecoderSpec(max_density=self.max_density, min_ink_height=self.min_ink_height, read_as=dict(self.read_as))
+        """Only how lines and the network's output are read (``max_slope``, ``min_ink_height``, ``max_density``,
+        ``read_as``), decoded greedily: what `lm tune` runs the network with, and what a model keeps when its
+        search settings cannot apply."""
+        return DecoderSpec(
+            max_density=self.max_density,
+            min_ink_height=self.min_ink_height,
+            max_slope=self.max_slope,
+            read_as=dict(self.read_as),
+        )
 
     def weights(self, i: int) -> tuple[float, float]:
         """(alpha, beta) of the ``i``-th LM."""

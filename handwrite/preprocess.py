@@ -109,6 +109,50 @@ def crop_to_ink(grey: Image.Image, line: np.ndarray, min_fill: float) -> Image.I
     return grey.crop((0, top, grey.size[0], top + height))
 
 
+def ink_slope(line: np.ndarray) -> float:
+    """How steeply a prepared line's writing rises or falls, in degrees (positive: falling to the right):
+    a straight line fitted through the ink's centre of each strip one line-height wide, strips weighted by
+    the square root of their ink."""
+    height, width = line.shape
+    strips = max(2, width // height)
+    xs, ys, weights = [], [], []
+    for j in range(strips):
+        strip = line[:, j * width // strips : (j + 1) * width // strips].sum(axis=1, dtype=np.float64)
+        if strip.sum() > 0:
+            xs.append((j + 0.5) * width / strips)
+            ys.append((np.arange(height) * strip).sum() / strip.sum())
+            weights.append(np.sqrt(strip.sum()))
+    if len(xs) < 2:
+        return 0.0
+    return float(np.degrees(np.arctan(np.polyfit(xs, ys, 1, w=weights)[0])))
+
+
+def level(grey: Image.Image, degrees: float) -> Image.Image:
+    """``grey`` turned by ``degrees`` (:func:`ink_slope`'s sign) so that its writing runs level, enlarged to
+    keep every pixel, the corners filled with its paper tone (its median)."""
+    paper = int(np.median(np.asarray(grey)))
+    return grey.rotate(degrees, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=paper)
+
+
+def prepare_for_reading(
+    grey: Image.Image, height: int, source="image", max_slope: float = 0.0, min_ink_height: float = 0.0
+) -> np.ndarray:
+    """:func:`prepare_line`, after turning level a line whose writing slopes more than ``max_slope``
+    degrees and cropping one whose ink fills less than ``min_ink_height`` of its height (0: never):
+    recognition's reading settings (``DecoderSpec``), never applied to training lines."""
+    line = prepare_line(grey, height, source)
+    if max_slope:
+        slope = ink_slope(line)
+        if abs(slope) > max_slope:
+            grey = level(grey, slope)
+            line = prepare_line(grey, height, source)
+    if min_ink_height:
+        cropped = crop_to_ink(grey, line, min_ink_height)
+        if cropped is not None:
+            line = prepare_line(cropped, height, source)
+    return line
+
+
 def stretch_line(line: np.ndarray, factor: float) -> np.ndarray:
     """A prepared line ``factor`` times as wide (bilinear), its height kept."""
     width = max(1, round(line.shape[1] * factor))

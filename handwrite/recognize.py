@@ -16,10 +16,9 @@ from .decoding import align, build_search
 from .errors import HandwriteError, check_number
 from .pagexml import DEFAULT_GEOMETRY, LineCrop, new_page_file, page_lines, to_page, write_results
 from .preprocess import (
-    crop_to_ink,
     pack_line,
     pad_lines,
-    prepare_line,
+    prepare_for_reading,
     read_line_image,
     stretch_line,
     to_unit,
@@ -124,11 +123,7 @@ class Recognizer:
             return unpack_line(blob, self.height), size
         grey = read_line_image(source)
         name = source if isinstance(source, (Path, LineCrop)) else "image"
-        line = prepare_line(grey, self.height, name)
-        if self.spec.min_ink_height:
-            cropped = crop_to_ink(grey, line, self.spec.min_ink_height)
-            if cropped is not None:
-                line = prepare_line(cropped, self.height, name)
+        line = prepare_for_reading(grey, self.height, name, self.spec.max_slope, self.spec.min_ink_height)
         if cached:
             self._cache[source] = pack_line(line), grey.size
         return line, grey.size

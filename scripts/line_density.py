@@ -1,5 +1,5 @@
-"""How densely lines are written, as a model reads them: characters per output frame; and how much of
-a line's height its ink fills.
+"""How densely lines are written, as a model reads them: characters per output frame; how much of a
+line's height its ink fills; how steeply its writing runs.
 
 Usage: python scripts/line_density.py MODEL DATASET:SPLIT [DATASET:SPLIT ...] [--sample N]
 
@@ -10,7 +10,9 @@ measured and the 10th/50th/75th/90th percentiles. The median of a model's traini
 ``max_density`` its decoding settings use (denser lines are read again, stretched to it), since that
 is the density the network learned most from. ``ink_height``: the same percentiles of the fraction of
 a line's height that its ink fills (handwrite.preprocess.ink_extent), what ``min_ink_height`` compares
-with (lines cut with wider margins than a model's training lines are cropped to it). Each dataset is read by handwrite's own readers (SPLIT
+with (lines cut with wider margins than a model's training lines are cropped to it); ``slope``: those of
+how many degrees the writing rises or falls (handwrite.preprocess.ink_slope, either way), what
+``max_slope`` compares with. Each dataset is read by handwrite's own readers (SPLIT
 a split name or list file, '-' for the whole set); ``--sample N`` measures N random lines of each
 (seed 0), enough for percentiles and quicker than opening every image.
 """
@@ -25,19 +27,22 @@ import numpy as np
 
 import handwrite
 from handwrite.datasets import load_dataset
-from handwrite.preprocess import ink_extent, prepare_line, read_line_image
+from handwrite.preprocess import ink_extent, ink_slope, prepare_line, read_line_image
 
 
-def measure(records, height: int, reduction: int) -> tuple[list[float], list[float]]:
-    """Each line's characters per output frame, and the fraction of its height its ink fills."""
-    density, ink = [], []
+def measure(records, height: int, reduction: int) -> tuple[list[float], list[float], list[float]]:
+    """Each line's characters per output frame, the fraction of its height its ink fills, and how many
+    degrees its writing slopes."""
+    density, ink, slope = [], [], []
     for r in records:
         grey = read_line_image(r.image)
         w, h = grey.size
         frames = max(1, round(w * height / h) // reduction)
         density.append(len(r.text) / frames)
-        ink.append(ink_extent(prepare_line(grey, height, r.image))[0] / height)
-    return density, ink
+        line = prepare_line(grey, height, r.image)
+        ink.append(ink_extent(line)[0] / height)
+        slope.append(abs(ink_slope(line)))
+    return density, ink, slope
 
 
 def main(argv: list[str]) -> None:
@@ -48,14 +53,15 @@ def main(argv: list[str]) -> None:
         argv = argv[:k] + argv[k + 2 :]
     model, sources = argv[0], argv[1:]
     cfg = handwrite.load(model, decoder="greedy").network.cfg
-    everything: tuple[list[float], list[float]] = ([], [])
+    everything: tuple[list[float], list[float], list[float]] = ([], [], [])
 
     def percentiles(values: list[float]) -> dict:
         return dict(zip(("p10", "median", "p75", "p90"), np.percentile(values, [10, 50, 75, 90]).round(3).tolist()))
 
-    def report(name: str, values: tuple[list[float], list[float]]) -> None:
-        density, ink = values
-        print(json.dumps({"data": name, "lines": len(density), **percentiles(density), "ink_height": percentiles(ink)}))
+    def report(name: str, values: tuple[list[float], list[float], list[float]]) -> None:
+        density, ink, slope = values
+        more = {"ink_height": percentiles(ink), "slope": percentiles(slope)}
+        print(json.dumps({"data": name, "lines": len(density), **percentiles(density), **more}))
 
     for source in sources:
         path, _, split = source.rpartition(":")

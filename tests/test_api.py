@@ -186,9 +186,9 @@ def test_lines_with_a_wide_margin_are_cropped_to_their_ink_before_reading():
     # Cropped to 16 rows around the ink, then scaled to 64 rows high: four times as wide.
     assert net.widths == [1600] and result.size == (400, 64)
     assert all(0 <= g.x0 < g.x1 <= 400 for g in result.glyphs)  # positions are still the image's own
-    for bad in (-0.1, 1.5):
-        with pytest.raises(handwrite.HandwriteError, match="min_ink_height"):
-            DecoderSpec(min_ink_height=bad)
+    for name, bad in (("min_ink_height", -0.1), ("min_ink_height", 1.5), ("max_slope", -1), ("max_slope", 60)):
+        with pytest.raises(handwrite.HandwriteError, match=name):
+            DecoderSpec(**{name: bad})
 
 
 class _TwoSigns:
@@ -222,5 +222,5 @@ def test_a_character_read_as_another_adds_its_probability_to_it():
     for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}, ["’"]):
         with pytest.raises(handwrite.HandwriteError, match="read_as"):
             DecoderSpec(read_as=bad)
-    spec = DecoderSpec(decoder="beam", lm="x.arpa", beam=4, max_density=0.4, min_ink_height=0.3, read_as={"’": "'"})
-    assert spec.reading() == DecoderSpec(max_density=0.4, min_ink_height=0.3, read_as={"’": "'"})
+    reading = dict(max_density=0.4, min_ink_height=0.3, max_slope=2.0, read_as={"’": "'"})
+    assert DecoderSpec(decoder="beam", lm="x.arpa", beam=4, **reading).reading() == DecoderSpec(**reading)

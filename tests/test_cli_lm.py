@@ -198,7 +198,7 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
         app,
         ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5,1", "--bonuses", "1", "-q"]
         + ["--lexicon", words["en"], "--lexicon", words["fr"], "--oov-penalties", "3,8", "--max-density", "0.3"]
-        + ["--min-ink-height", "0.2"]
+        + ["--min-ink-height", "0.2", "--max-slope", "3"]
         + ["--json"],
     )
     assert r.exit_code == 0, r.output
@@ -216,7 +216,8 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     assert summary["decoder"] == "beam" and summary["cer"] <= 0.05
     # Tuning again keeps how the lines are read unless told otherwise.
     r = runner.invoke(app, ["lm", "tune", *base, "--lm", str(en), "--weights", "0.5", "--bonuses", "1", "-q"])
-    assert r.exit_code == 0 and (load_spec(model).max_density, load_spec(model).min_ink_height) == (0.3, 0.2), r.output
+    spec = load_spec(model)
+    assert r.exit_code == 0 and (spec.max_density, spec.min_ink_height, spec.max_slope) == (0.3, 0.2, 3), r.output
 
 
 def test_lm_perplexity_is_lower_on_the_text_the_lm_knows(tmp_path):

@@ -38,3 +38,4 @@ def test_a_line_twice_as_wide_for_its_text_is_half_as_dense(tmp_path):
     # The central 90 % of the ink's mass: all 16 rows of the narrow band, 30 of the 32 of the wide one.
     assert rows[0]["ink_height"]["median"] == pytest.approx((16 + 30) / 2 / 64, abs=1e-3)
     assert rows[2]["ink_height"]["p10"] == pytest.approx(16 / 64, abs=0.01)
+    assert rows[2]["slope"]["p90"] == pytest.approx(0, abs=0.01)  # level bands

@@ -10,7 +10,17 @@ from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import LineRecord, load_dataset
 from handwrite.model import CRNN, BiRNN
-from handwrite.preprocess import crop_to_ink, load_line, pack_line, prepare_line, to_unit, unpack_line
+from handwrite.preprocess import (
+    crop_to_ink,
+    ink_slope,
+    level,
+    load_line,
+    pack_line,
+    prepare_for_reading,
+    prepare_line,
+    to_unit,
+    unpack_line,
+)
 
 
 def test_load_line_ink_high_fixed_height(tmp_path):
@@ -38,6 +48,33 @@ def test_crop_to_ink_trims_a_wide_margin_around_the_ink_and_leaves_a_full_line()
     edge = np.roll(grey, -115, axis=0)  # the band 5 rows from the top: the crop stays inside the image
     cropped = crop_to_ink(Image.fromarray(edge), prepare_line(Image.fromarray(edge), 64), 0.5)
     assert cropped.size == (600, height) and (np.asarray(cropped)[5:25] == 20).all(axis=0).any()
+
+
+def _sloping_line(degrees: float) -> Image.Image:
+    """A band of ink strokes along a straight line ``degrees`` steep (positive: falling to the right)."""
+    grey = np.full((240, 900), 230, np.uint8)
+    for x in range(20, 880, 6):
+        y = round(120 + (x - 450) * np.tan(np.radians(degrees)))
+        grey[y - 10 : y + 10, x : x + 2] = 20
+    return Image.fromarray(grey)
+
+
+@pytest.mark.parametrize("degrees", [-8.0, -2.5, 0.0, 5.0])
+def test_ink_slope_measures_how_steeply_the_writing_runs_and_level_undoes_it(degrees):
+    image = _sloping_line(degrees)
+    assert ink_slope(prepare_line(image, 64)) == pytest.approx(degrees, abs=0.5)
+    levelled = level(image, ink_slope(prepare_line(image, 64)))
+    assert abs(ink_slope(prepare_line(levelled, 64))) < 0.5
+    assert levelled.size[0] >= image.size[0] and np.asarray(levelled)[0, 0] == 230  # corners: the paper's tone
+
+
+def test_reading_settings_turn_a_sloping_line_level_then_crop_it():
+    image = _sloping_line(-6.0)
+    plain = prepare_for_reading(image, 64)
+    assert (plain == prepare_line(image, 64)).all()
+    read = prepare_for_reading(image, 64, max_slope=2.0, min_ink_height=0.45)
+    assert abs(ink_slope(read)) < 0.5 and read.shape[1] > plain.shape[1]  # level, and cropped to its ink: wider
+    assert (prepare_for_reading(image, 64, max_slope=10.0) == plain).all()  # not steeper than the limit: as given
 
 
 def test_width_batches_group_similar_widths_and_cover_all():
