@@ -284,26 +284,21 @@ ModelOpt = typer.Option(
 )
 
 
-def _load_recognizer(
-    model,
-    device,
-    batch_size,
-    workers,
-    threads,
-    decoder,
-    lm,
-    lexicon,
-    beam,
-    lm_weight,
-    bonus,
-    oov,
-    max_density,
-    min_ink_height,
-    max_slope,
-    read_as,
-):
-    """The model bundle with its saved decoding under the flags: what eval and transcribe share
-    (the same handwrite.load a Python caller uses)."""
+def _reading(max_density, min_ink_height, max_slope, read_as) -> dict:
+    """The reading flags (--max-density, --min-ink-height, --max-slope, --read-as) as handwrite.decoding's
+    arguments; None where not given, so that the saved settings apply."""
+    return dict(max_density=max_density, min_ink_height=min_ink_height, max_slope=max_slope, read_as=_read_as(read_as))
+
+
+def _search(lm, lexicon, beam, lm_weight, bonus, oov) -> dict:
+    """The search flags (--lm, --lexicon, --beam, --lm-weight, --insertion-bonus, --oov-penalty) as
+    handwrite.decoding's arguments."""
+    return dict(lm=lm, lexicon=lexicon, beam=beam, lm_weight=lm_weight, insertion_bonus=bonus, oov_penalty=oov)
+
+
+def _load_recognizer(model, device, batch_size, workers, threads, decoder, flags: dict):
+    """The model bundle with its saved decoding under the flags (:func:`_search`, :func:`_reading`): what
+    eval and transcribe share (the same handwrite.load a Python caller uses)."""
     from .bundle import load
 
     recognizer = load(
@@ -313,16 +308,7 @@ def _load_recognizer(
         batch_size=batch_size,
         workers=workers,
         decoder=decoder.value if decoder else None,
-        lm=lm,
-        lexicon=lexicon,
-        beam=beam,
-        lm_weight=lm_weight,
-        insertion_bonus=bonus,
-        oov_penalty=oov,
-        max_density=max_density,
-        min_ink_height=min_ink_height,
-        max_slope=max_slope,
-        read_as=_read_as(read_as),
+        **flags,
     )
     return recognizer.spec, recognizer
 
@@ -613,24 +599,8 @@ def evaluate(
     records, unread = _read_data([data], fmt, split, include_err, geometry)
     rows, failed = [], 0
     for m in models:
-        spec, recognizer = _load_recognizer(
-            m,
-            device,
-            batch_size,
-            workers,
-            threads,
-            decoder,
-            lm,
-            lexicon,
-            beam,
-            lm_weight,
-            bonus,
-            oov,
-            density,
-            ink,
-            slope,
-            read_as,
-        )
+        flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, read_as)}
+        spec, recognizer = _load_recognizer(m, device, batch_size, workers, threads, decoder, flags)
         t0 = time.monotonic()
         ev = Evaluation(ErrorCounts(), [])
         try:
@@ -777,24 +747,8 @@ def transcribe(
         _fail("two inputs would be written to the same file in --out; give them distinct names or separate runs")
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
         _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
-    spec, recognizer = _load_recognizer(
-        model,
-        device,
-        batch_size,
-        workers,
-        threads,
-        decoder,
-        lm,
-        lexicon,
-        beam,
-        lm_weight,
-        bonus,
-        oov,
-        density,
-        ink,
-        slope,
-        read_as,
-    )
+    flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, read_as)}
+    spec, recognizer = _load_recognizer(model, device, batch_size, workers, threads, decoder, flags)
     rows: list[str] = []
     counts = {"lines": 0, "failed": 0}
 
@@ -1065,13 +1019,7 @@ def lm_tune(
     if penalties and not lexicon:
         _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
-    reading = decoding(  # kept as saved
-        model,
-        max_density=max_density,
-        min_ink_height=min_ink_height,
-        max_slope=max_slope,
-        read_as=_read_as(read_as),
-    ).reading()
+    reading = decoding(model, **_reading(max_density, min_ink_height, max_slope, read_as)).reading()  # kept as saved
     base = replace(
         reading,
         decoder="beam",
