@@ -36,8 +36,8 @@ def pairs(pattern_a: str, pattern_b: str) -> dict[str, tuple[Path, Path]]:
     """What ``*`` stands for -> (A's file, B's file); an unpaired file is an error."""
 
     def by_key(pattern: str) -> dict[str, Path]:
-        if pattern.count("*") != 1:
-            sys.exit(f"compare_reports: {pattern}: the pattern needs exactly one '*'")
+        if pattern.count("*") != 1 or any(c in pattern for c in "?["):
+            sys.exit(f"compare_reports: {pattern}: the pattern needs exactly one '*' and no other wildcard")
         head, tail = pattern.split("*")
         rx = re.compile(re.escape(head) + "(.*)" + re.escape(tail) + "$")
         return {rx.match(p).group(1): Path(p) for p in glob.glob(pattern)}

@@ -44,3 +44,15 @@ def test_files_that_do_not_pair_up_are_refused(tmp_path):
         text=True,
     )
     assert done.returncode == 1 and "do not pair up" in done.stderr
+
+
+def test_a_pattern_with_other_wildcards_is_refused_in_one_line(tmp_path):
+    _write(tmp_path / "A-one.tsv", dict(REFS))
+    _write(tmp_path / "B-one.tsv", dict(REFS))
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path / "A-[o]*.tsv"), str(tmp_path / "B-[o]*.tsv")],
+        capture_output=True,
+        text=True,
+    )
+    # It once matched the files by glob and then failed to pair them by its own pattern: a traceback.
+    assert done.returncode == 1 and "no other wildcard" in done.stderr and "Traceback" not in done.stderr
