@@ -4,6 +4,8 @@ A line image becomes a uint8 array (height, width) with ink as high values
 (paper 0, ink 255), scaled to a fixed height with its aspect ratio kept and its
 contrast stretched from the paper tone to the darkest strokes; ``pad_lines``
 makes a batch of them the (N, 1, height, width) float array in [0, 1] the network takes.
+When lines are read (not trained on), ``prepare_for_reading`` may first turn a sloping line level and
+crop a wide margin above and below its writing: the reading settings of ``DecoderSpec``.
 No torch here: recognition with an ONNX model runs without it.
 Images that cannot be text lines (blank, 100 times wider than high, a few
 pixels wide) are refused here, for training and recognition alike.
