@@ -18,15 +18,17 @@ def _write(path, hyps: dict[str, str]) -> None:
     path.write_text(_report(Evaluation(ErrorCounts(), lines), ReportFormat.tsv), encoding="utf-8")
 
 
+def _compare(folder, pattern_a: str = "A-*.tsv", pattern_b: str = "B-*.tsv") -> subprocess.CompletedProcess:
+    """The script run on two patterns in ``folder``."""
+    args = [sys.executable, str(SCRIPT), str(folder / pattern_a), str(folder / pattern_b)]
+    return subprocess.run(args, capture_output=True, text=True)
+
+
 def test_counts_lines_better_and_worse_and_resamples_pages(tmp_path):
     _write(tmp_path / "A-set.tsv", {"a01-000u-00": "hello warld", "a01-000u-01": "abc", "pairs/x": "xy"})
     _write(tmp_path / "B-set.tsv", {"a01-000u-00": "hello world", "a01-000u-01": "abd", "pairs/x": "x"})
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "A-*.tsv"), str(tmp_path / "B-*.tsv")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = _compare(tmp_path)
+    assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert (out["a"], out["b"], out["b_minus_a"]) == (2, 3, 1)
     assert (out["lines_b_better"], out["lines_b_worse"]) == (1, 2)
@@ -38,21 +40,13 @@ def test_counts_lines_better_and_worse_and_resamples_pages(tmp_path):
 def test_files_that_do_not_pair_up_are_refused(tmp_path):
     _write(tmp_path / "A-one.tsv", dict(REFS))
     _write(tmp_path / "B-two.tsv", dict(REFS))
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "A-*.tsv"), str(tmp_path / "B-*.tsv")],
-        capture_output=True,
-        text=True,
-    )
+    done = _compare(tmp_path)
     assert done.returncode == 1 and "do not pair up" in done.stderr
 
 
 def test_a_pattern_with_other_wildcards_is_refused_in_one_line(tmp_path):
     _write(tmp_path / "A-one.tsv", dict(REFS))
     _write(tmp_path / "B-one.tsv", dict(REFS))
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), str(tmp_path / "A-[o]*.tsv"), str(tmp_path / "B-[o]*.tsv")],
-        capture_output=True,
-        text=True,
-    )
+    done = _compare(tmp_path, "A-[o]*.tsv", "B-[o]*.tsv")
     # It once matched the files by glob and then failed to pair them by its own pattern: a traceback.
     assert done.returncode == 1 and "no other wildcard" in done.stderr and "Traceback" not in done.stderr
