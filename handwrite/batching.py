@@ -49,9 +49,13 @@ class LineDataset(torch.utils.data.Dataset):
         advance=None,
         shared: Path | None = None,
         workers: int = 1,
+        max_slope: float = 0.0,
+        min_ink_height: float = 0.0,
     ):
         """``shared``: take the lines another process decoded and wrote with :meth:`share` (same
-        ``records``) instead of decoding them again. ``workers`` > 1: decode in that many processes."""
+        ``records``) instead of decoding them again. ``workers`` > 1: decode in that many processes.
+        ``max_slope``, ``min_ink_height``: prepare the lines as recognition reads them with those
+        settings (:func:`~handwrite.preprocess.prepare_for_reading`)."""
         self.alphabet = alphabet
         self.height = height
         self.skipped: list[str] = []  # why each unreadable line was left out
@@ -59,7 +63,7 @@ class LineDataset(torch.utils.data.Dataset):
             kept, self.widths, self.lines = _map_shared(shared)
             self.records = [records[k] for k in kept]
         else:
-            self._decode(records, advance, workers)
+            self._decode(records, advance, workers, (max_slope, min_ink_height))
         if not self.records:
             raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
         self.unknown: Counter = Counter()
@@ -67,7 +71,7 @@ class LineDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
 
-    def _decode(self, records: Sequence[LineRecord], advance, workers: int) -> None:
+    def _decode(self, records: Sequence[LineRecord], advance, workers: int, reading: tuple[float, float]) -> None:
         self.records: list[LineRecord] = []
         self.kept: list[int] = []  # index in ``records`` of each line kept
         self.lines: list[bytes] | _MappedLines = []  # packed (preprocess.pack_line)
@@ -75,9 +79,10 @@ class LineDataset(torch.utils.data.Dataset):
         sources, height = [r.image for r in records], self.height
         if workers > 1 and len(records) >= DECODE_CHUNK * workers:
             with ProcessPoolExecutor(workers) as pool:
-                self._keep(records, pool.map(try_pack_line, sources, repeat(height), chunksize=DECODE_CHUNK), advance)
+                packed = pool.map(try_pack_line, sources, repeat(height), *map(repeat, reading), chunksize=DECODE_CHUNK)
+                self._keep(records, packed, advance)
         else:
-            self._keep(records, (try_pack_line(s, height) for s in sources), advance)
+            self._keep(records, (try_pack_line(s, height, *reading) for s in sources), advance)
 
     def _keep(self, records: Sequence[LineRecord], decoded, advance) -> None:
         for k, (r, result) in enumerate(zip(records, decoded)):

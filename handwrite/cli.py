@@ -402,6 +402,18 @@ def train(
         "--precision",
         help="bf16: autocast to bfloat16 on CUDA or CPU (CTC loss in fp32); pays on CPUs with AVX-512 bf16 or AMX.",
     ),
+    max_slope: float = typer.Option(
+        _TRAIN.max_slope,
+        "--max-slope",
+        help="Turn level the training and validation lines whose writing slopes more than this many degrees, as "
+        "`transcribe --max-slope` reads them (0: as given). `adapt` uses the starting model's setting.",
+    ),
+    min_ink_height: float = typer.Option(
+        _TRAIN.min_ink_height,
+        "--min-ink-height",
+        help="Crop the training and validation lines whose ink fills less than this fraction of their height, as "
+        "`transcribe --min-ink-height` reads them (0: as given). `adapt` uses the starting model's setting.",
+    ),
     keep_epochs: bool = typer.Option(
         False,
         "--keep-epochs",
@@ -450,6 +462,8 @@ def train(
         freeze=freeze,
         shortcut_weight=shortcut_weight,
         keep_epochs=keep_epochs,
+        max_slope=max_slope,
+        min_ink_height=min_ink_height,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err, geometry)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err, geometry)

@@ -91,6 +91,12 @@ ADAPT_EPOCH_LINES = 200
 PSEUDO_KEEP = 0.5
 
 
+def check_reading(settings) -> None:
+    """The line preparation settings that TrainConfig and DecoderSpec share, checked alike."""
+    check_number("min_ink_height", settings.min_ink_height, 0, 1)
+    check_number("max_slope", settings.max_slope, 0, 45)
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 100
@@ -115,8 +121,14 @@ class TrainConfig:
     # Weight of a training-only CTC "shortcut" head reading the CNN features directly (Retsinas et al.
     # 2022 used 0.1): it makes the CNN learn characters before the recurrent layers can; 0 = none.
     shortcut_weight: float = 0.0
+    # Training lines prepared with these reading settings (DecoderSpec's, of the same names: turned level
+    # beyond max_slope degrees, cropped to fill min_ink_height), as a model reading that way will see them;
+    # 0: as given. `adapt` takes the starting model's, which the adapted model keeps.
+    max_slope: float = 0.0
+    min_ink_height: float = 0.0
 
     def __post_init__(self):
+        check_reading(self)
         check_number("epochs", self.epochs, 1, 1_000_000, integer=True)
         check_number("max_minutes", self.max_minutes, 0, None, low_open=True, optional=True)
         check_number("max_steps", self.max_steps, 1, None, integer=True, optional=True)
@@ -206,8 +218,7 @@ class DecoderSpec:
         check_number("prune", self.prune, 0, 1)
         check_number("oov_penalty", self.oov_penalty, 0, 1000, optional=True)
         check_number("max_density", self.max_density, 0, 10)
-        check_number("min_ink_height", self.min_ink_height, 0, 1)
-        check_number("max_slope", self.max_slope, 0, 45)
+        check_reading(self)
         try:
             self.read_as = dict(self.read_as or {})
         except (TypeError, ValueError):

@@ -141,7 +141,9 @@ def prepare_for_reading(
 ) -> np.ndarray:
     """:func:`prepare_line`, after turning level a line whose writing slopes more than ``max_slope``
     degrees and cropping one whose ink fills less than ``min_ink_height`` of its height (0: never):
-    recognition's reading settings (``DecoderSpec``), never applied to training lines."""
+    recognition's reading settings (``DecoderSpec``); training prepares its lines the same way when its
+    ``TrainConfig`` holds them (``adapt`` takes the starting model's), so that a model learns lines as it
+    will read them."""
     line = prepare_line(grey, height, source)
     if max_slope:
         slope = ink_slope(line)
@@ -168,11 +170,11 @@ def pack_line(line: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(line).tobytes(), 1)
 
 
-def try_pack_line(source, height: int) -> tuple[bytes, int] | str:
-    """(:func:`pack_line` of :func:`load_line`, its width), or why the image cannot be used: a value
-    rather than an exception, so that one bad image does not end a pool's whole map."""
+def try_pack_line(source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0) -> tuple[bytes, int] | str:
+    """(:func:`pack_line` of :func:`prepare_for_reading`, its width), or why the image cannot be used: a
+    value rather than an exception, so that one bad image does not end a pool's whole map."""
     try:
-        line = load_line(source, height)
+        line = prepare_for_reading(read_line_image(source), height, source, max_slope, min_ink_height)
     except HandwriteError as e:
         return str(e)
     return pack_line(line), line.shape[1]

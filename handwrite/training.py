@@ -38,6 +38,7 @@ from .config import (
     ADAPT_STEPS,
     ADAPT_WARMUP,
     PSEUDO_KEEP,
+    DecoderSpec,
     ModelConfig,
     TrainConfig,
 )
@@ -247,8 +248,11 @@ def adapt(
         records = _pseudo_labels(start, uncorrected, keep, Path(out_dir), device, show_progress, log)
     if not records:
         raise HandwriteError("nothing to adapt to: no lines given, or no reading of an uncorrected line kept")
+    spec = load_spec(start) or DecoderSpec()
     cfg = TrainConfig(
         init_from=str(start),
+        max_slope=spec.max_slope,  # the lines prepared as the adapted model, which keeps them, will read
+        min_ink_height=spec.min_ink_height,
         lr=ADAPT_LR,
         warmup_steps=ADAPT_WARMUP,
         max_steps=steps,
@@ -441,7 +445,17 @@ def training_set(
 
     def decode() -> LineDataset:
         with bar(len(records), "reading images", show_progress) as b:
-            return LineDataset(records, alphabet, height, cfg.augment, cfg.seed, b.advance, workers=cfg.workers)
+            return LineDataset(
+                records,
+                alphabet,
+                height,
+                cfg.augment,
+                cfg.seed,
+                b.advance,
+                workers=cfg.workers,
+                max_slope=cfg.max_slope,
+                min_ink_height=cfg.min_ink_height,
+            )
 
     ddp = ddp or Distributed()
     if ddp.world == 1:
@@ -471,7 +485,8 @@ def training_set(
 def _run(run: _Run, val_records, show_progress, log) -> dict:
     """The epochs: steps until the epoch, step, time or patience limit, validating after each epoch."""
     cfg, ddp, schedule = run.cfg, run.ddp, Schedule.of(run.cfg)
-    validator = Recognizer(TorchNetwork(run.model, run.device), run.alphabet, cache=True)
+    reading = DecoderSpec(max_slope=cfg.max_slope, min_ink_height=cfg.min_ink_height)  # as the lines were trained
+    validator = Recognizer(TorchNetwork(run.model, run.device), run.alphabet, cache=True, decoder=reading)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     frozen = getattr(run.model, cfg.freeze) if cfg.freeze else None
 

@@ -228,6 +228,20 @@ def test_training_lines_are_kept_packed_and_come_back_exactly():
         assert np.array_equal(dataset[i][0][0].numpy(), to_unit(line))
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_training_lines_can_be_prepared_as_recognition_reads_them(tmp_path, workers):
+    """With reading settings the training lines are the ones prepare_for_reading makes (levelled and
+    cropped), in one process or several; without, the lines as given."""
+    image = _sloping_line(-6.0)
+    records = [LineRecord(image, "a", str(k)) for k in range(batching.DECODE_CHUNK * workers)]
+    alphabet = Alphabet.from_texts(["a"])
+    read = LineDataset(records, alphabet, 64, workers=workers, max_slope=2.0, min_ink_height=0.45)
+    want = prepare_for_reading(image, 64, max_slope=2.0, min_ink_height=0.45)
+    assert read.widths[-1] == want.shape[1] and np.array_equal(unpack_line(read.lines[-1], 64), want)
+    plain = LineDataset(records[:1], alphabet, 64)
+    assert np.array_equal(unpack_line(plain.lines[0], 64), prepare_line(image, 64))
+
+
 def test_a_shared_dataset_reads_the_same_lines_from_the_mapped_file(tmp_path):
     """What DDP ranks do: one process decodes and shares, another maps the file; same items, and
     unreadable lines are left out the same way."""

@@ -388,6 +388,35 @@ def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp
     assert any("does not know the new characters" in m and "é" in m for m in logs)
 
 
+def test_adapt_trains_on_lines_prepared_as_the_adapted_model_will_read_them(trained, tmp_path):
+    """The starting model's reading settings (levelling, cropping) prepare the adapted run's lines, and
+    stay the adapted model's; `train` takes them as options."""
+    import shutil
+
+    from handwrite.config import DecoderSpec
+    from handwrite.decoding import load_spec, save_spec
+
+    start = tmp_path / "start.pt"
+    shutil.copy(trained[0] / "best.pt", start)
+    save_spec(start, DecoderSpec(max_slope=3.0, min_ink_height=0.45))
+    run = tmp_path / "hand"
+    r = runner.invoke(
+        app, ["adapt", str(IAM_MINI), "--split", "train", "-m", str(start), "-o", str(run), "--steps", "1", "-q"]
+    )
+    assert r.exit_code == 0, r.output
+    cfg = checkpoint.load_state(run / "last.pt")["train_config"]
+    assert (cfg["max_slope"], cfg["min_ink_height"]) == (3.0, 0.45)
+    assert load_spec(run / "best.pt") == DecoderSpec(max_slope=3.0, min_ink_height=0.45)
+
+    args = ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "--init", str(start)]
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "t"), "--max-steps", "1", "--max-slope", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    cfg = checkpoint.load_state(tmp_path / "t" / "last.pt")["train_config"]
+    assert (cfg["max_slope"], cfg["min_ink_height"]) == (2.0, 0.0)
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "u"), "--max-slope", "50"])
+    assert r.exit_code == 2 and "max_slope" in r.output and not (tmp_path / "u").exists()
+
+
 def test_adapt_fine_tunes_on_the_same_lines_with_the_measured_recipe(trained, tmp_path):
     from handwrite.config import ADAPT_LR, ADAPT_WARMUP
 
