@@ -11,6 +11,7 @@ from handwrite.config import ModelConfig
 from handwrite.datasets import LineRecord, load_dataset
 from handwrite.model import CRNN, BiRNN
 from handwrite.preprocess import (
+    LEVEL_MIN_LENGTH,
     crop_to_ink,
     ink_slope,
     level,
@@ -50,11 +51,11 @@ def test_crop_to_ink_trims_a_wide_margin_around_the_ink_and_leaves_a_full_line()
     assert cropped.size == (600, height) and (np.asarray(cropped)[5:25] == 20).all(axis=0).any()
 
 
-def _sloping_line(degrees: float) -> Image.Image:
+def _sloping_line(degrees: float, width: int = 1200) -> Image.Image:
     """A band of ink strokes along a straight line ``degrees`` steep (positive: falling to the right)."""
-    grey = np.full((240, 900), 230, np.uint8)
-    for x in range(20, 880, 6):
-        y = round(120 + (x - 450) * np.tan(np.radians(degrees)))
+    grey = np.full((240, width), 230, np.uint8)
+    for x in range(20, width - 20, 6):
+        y = round(120 + (x - width / 2) * np.tan(np.radians(degrees)))
         grey[y - 10 : y + 10, x : x + 2] = 20
     return Image.fromarray(grey)
 
@@ -75,6 +76,10 @@ def test_reading_settings_turn_a_sloping_line_level_then_crop_it():
     read = prepare_for_reading(image, 64, max_slope=2.0, min_ink_height=0.45)
     assert abs(ink_slope(read)) < 0.5 and read.shape[1] > plain.shape[1]  # level, and cropped to its ink: wider
     assert (prepare_for_reading(image, 64, max_slope=10.0) == plain).all()  # not steeper than the limit: as given
+    # A line under LEVEL_MIN_LENGTH line-heights long is read as given, however it slopes.
+    short = _sloping_line(-6.0, width=round(240 * (LEVEL_MIN_LENGTH - 0.5)))
+    assert abs(ink_slope(prepare_line(short, 64))) > 5
+    assert (prepare_for_reading(short, 64, max_slope=2.0) == prepare_line(short, 64)).all()
 
 
 def test_width_batches_group_similar_widths_and_cover_all():
