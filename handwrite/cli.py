@@ -505,6 +505,7 @@ def adapt(
         PSEUDO_KEEP, "--keep", help="Share of the readings of --uncorrected lines trained on, the surest first."
     ),
     steps: int = typer.Option(ADAPT_STEPS, "--steps", help="Training steps (batch 8); 2-5 CPU-minutes at the default."),
+    seed: int = typer.Option(_TRAIN.seed, "--seed", help="Draws the augmentation and the order of the lines."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last.pt."),
     device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (cuda when available)."),
     threads: int = ThreadsOpt,
@@ -547,6 +548,7 @@ def adapt(
         device=device,
         uncorrected=plain,
         keep=keep,
+        seed=seed,
     )
     typer.echo(_json(result))
 

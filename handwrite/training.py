@@ -219,6 +219,7 @@ def adapt(
     device: str = "cpu",
     uncorrected: Sequence[LineRecord] = (),
     keep: float = PSEUDO_KEEP,
+    seed: int = TrainConfig.seed,
 ) -> dict:
     """Fine-tune ``model`` (a ``.pt`` checkpoint; default: the shipped model's) on a few corrected
     lines of one hand: ``steps`` steps of batch 8 with augmentation at learning rate ``ADAPT_LR`` after
@@ -230,7 +231,8 @@ def adapt(
     (:func:`~handwrite.pseudolabels.unlabelled_lines`; their text is not looked at) are read by the
     starting model as it decodes, and the surest ``keep`` fraction of its readings is trained on
     (self-training); every reading goes to ``out_dir/pseudo-labels.tsv``. With both kinds of lines,
-    self-train first and adapt that model on the corrected lines.
+    self-train first and adapt that model on the corrected lines. ``seed`` draws the augmentation and the
+    order of the lines (another seed, another run of the same recipe).
     Returns the final metrics record, as :func:`train` does."""
     from .bundle import default_model
 
@@ -258,6 +260,7 @@ def adapt(
         max_steps=steps,
         epochs=1_000_000,  # the step budget ends it
         patience=1_000_000,
+        seed=seed,
     )
     repeats = -(-ADAPT_EPOCH_LINES // len(records))
     return train(

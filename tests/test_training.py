@@ -423,16 +423,17 @@ def test_adapt_fine_tunes_on_the_same_lines_with_the_measured_recipe(trained, tm
     out, _ = trained
     run = tmp_path / "hand"
     args = ["adapt", str(IAM_MINI), "--split", "train", "-m", str(out / "best.pt"), "-o", str(run), "--steps", "2"]
-    r = runner.invoke(app, [*args, "-q"])
+    r = runner.invoke(app, [*args, "--seed", "7", "-q"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["stop_reason"] == "max_steps"
     state = checkpoint.load_state(run / "last.pt")
     cfg = state["train_config"]
-    assert (cfg["init_from"], cfg["lr"], cfg["warmup_steps"], cfg["max_steps"]) == (
+    assert (cfg["init_from"], cfg["lr"], cfg["warmup_steps"], cfg["max_steps"], cfg["seed"]) == (
         str(out / "best.pt"),
         ADAPT_LR,
         ADAPT_WARMUP,
         2,
+        7,
     )
     # The 6 lines are repeated to an epoch of ADAPT_EPOCH_LINES (26 steps), so the run stops inside
     # its first epoch; without that, 2 steps would be 2 whole epochs, each validated.
