@@ -148,10 +148,10 @@ def prepare_for_reading(
     grey: Image.Image, height: int, source="image", max_slope: float = 0.0, min_ink_height: float = 0.0
 ) -> np.ndarray:
     """:func:`prepare_line`, after turning level a line whose writing slopes more than ``max_slope``
-    degrees (one at least ``LEVEL_MIN_LENGTH`` line-heights long) and cropping one whose ink fills less than ``min_ink_height`` of its height (0: never):
-    recognition's reading settings (``DecoderSpec``); training prepares its lines the same way when its
-    ``TrainConfig`` holds them (``adapt`` takes the starting model's), so that a model learns lines as it
-    will read them."""
+    degrees (one at least ``LEVEL_MIN_LENGTH`` line-heights long) and cropping one whose ink fills less
+    than ``min_ink_height`` of its height (0: never): recognition's reading settings (``DecoderSpec``);
+    training prepares its lines the same way when its ``TrainConfig`` holds them (``adapt`` takes the
+    starting model's), so that a model learns lines as it will read them."""
     line = prepare_line(grey, height, source)
     if max_slope and line.shape[1] >= LEVEL_MIN_LENGTH * height:
         slope = ink_slope(line)

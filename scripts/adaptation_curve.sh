@@ -11,7 +11,7 @@
 # order, are the corrected lines. The recipe is `handwrite adapt` (the README's "Adapting the model to your
 # hand": from MODEL, --lr 3e-4, 20 warm-up steps, 400 steps at batch 8, the lines repeated to epochs
 # of 200); EXTRA adds adapt options (e.g.
-# EXTRA="--steps 150"). (The README's --freeze cnn and --lr variants ran the same recipe through `train`.)
+# EXTRA="--steps 150", or EXTRA="--seed 7" to repeat the measurement with another draw). (The README's --freeze cnn and --lr variants ran the same recipe through `train`.)
 # UNCORRECTED=K (default 0): first self-train MODEL on the first K pool lines (`adapt --uncorrected`; their
 # transcriptions are not read; EXTRA applies to it too), then adapt that model on the corrected lines.
 set -euo pipefail
