@@ -234,7 +234,7 @@ def test_training_lines_are_kept_packed_and_come_back_exactly():
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_training_lines_can_be_prepared_as_recognition_reads_them(tmp_path, workers):
+def test_training_lines_can_be_prepared_as_recognition_reads_them(workers):
     """With reading settings the training lines are the ones prepare_for_reading makes (levelled and
     cropped), in one process or several; without, the lines as given."""
     image = _sloping_line(-6.0)
