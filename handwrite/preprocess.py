@@ -48,9 +48,10 @@ def read_line_image(source) -> Image.Image:
     return open_image(source)
 
 
-def load_line(source, height: int) -> np.ndarray:
-    """Read one line image (a path or a page crop) as uint8 (height, width), ink high, contrast-stretched."""
-    return prepare_line(read_line_image(source), height, source)
+def load_line(source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0) -> np.ndarray:
+    """Read one line image (a path or a page crop) as uint8 (height, width), ink high, contrast-stretched;
+    with reading settings, levelled and cropped as :func:`prepare_for_reading` does."""
+    return prepare_for_reading(read_line_image(source), height, source, max_slope, min_ink_height)
 
 
 def scale_to_height(grey: Image.Image, height: int, source="image") -> Image.Image:
@@ -179,10 +180,10 @@ def pack_line(line: np.ndarray) -> bytes:
 
 
 def try_pack_line(source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0) -> tuple[bytes, int] | str:
-    """(:func:`pack_line` of :func:`prepare_for_reading`, its width), or why the image cannot be used: a
-    value rather than an exception, so that one bad image does not end a pool's whole map."""
+    """(:func:`pack_line` of :func:`load_line`, its width), or why the image cannot be used: a value
+    rather than an exception, so that one bad image does not end a pool's whole map."""
     try:
-        line = prepare_for_reading(read_line_image(source), height, source, max_slope, min_ink_height)
+        line = load_line(source, height, max_slope, min_ink_height)
     except HandwriteError as e:
         return str(e)
     return pack_line(line), line.shape[1]
