@@ -71,8 +71,9 @@ def scale_to_height(grey: Image.Image, height: int, source="image") -> Image.Ima
     return grey.resize((new_w, height), Image.Resampling.BILINEAR)
 
 
-def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
-    """A greyscale line image as the network reads it: uint8 (height, width), ink high, contrast-stretched.
+def prepare_line(grey: Image.Image, height: int, source="image", refuse_blank: bool = True) -> np.ndarray:
+    """A greyscale line image as the network reads it: uint8 (height, width), ink high, contrast-stretched;
+    one with too little contrast to hold writing is an error naming ``source`` unless ``refuse_blank`` is off.
 
     uint8 rather than float keeps an in-memory cache of a whole training set
     four times smaller.
@@ -83,9 +84,9 @@ def prepare_line(grey: Image.Image, height: int, source="image") -> np.ndarray:
     # darkest strokes removes tinted paper and faint scans in one step.
     paper = np.median(ink)
     top = np.percentile(ink, 99.5)
-    if top - paper < MIN_CONTRAST:
+    if top - paper < MIN_CONTRAST and refuse_blank:
         raise HandwriteError(f"{source}: no writing found (blank or near-blank image)")
-    scale = 255.0 / (top - paper)
+    scale = 255.0 / max(top - paper, 1.0)
     return np.clip((ink - paper) * scale, 0, 255).astype(np.uint8)
 
 
@@ -154,15 +155,18 @@ def prepare_for_reading(
     training prepares its lines the same way when its ``TrainConfig`` holds them (``adapt`` takes the
     starting model's), so that a model learns lines as it will read them."""
     line = prepare_line(grey, height, source)
+    # The line as given holds writing (checked just above); turned, it may not look as if it did: the
+    # turn blurs thin strokes and the taller image is scaled down more (a faint pencil line of CREMMA-MSS-20,
+    # 18 grey levels of contrast as given, had 14 levelled and was refused as blank).
     if max_slope and line.shape[1] >= LEVEL_MIN_LENGTH * height:
         slope = ink_slope(line)
         if abs(slope) > max_slope:
             grey = level(grey, slope)
-            line = prepare_line(grey, height, source)
+            line = prepare_line(grey, height, source, refuse_blank=False)
     if min_ink_height:
         cropped = crop_to_ink(grey, line, min_ink_height)
         if cropped is not None:
-            line = prepare_line(cropped, height, source)
+            line = prepare_line(cropped, height, source, refuse_blank=False)
     return line
 
 

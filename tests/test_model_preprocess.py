@@ -9,6 +9,7 @@ from handwrite.batching import TRAIN_WIDTH_MULTIPLE, LineDataset, WidthBatchSamp
 from handwrite.codec import Alphabet
 from handwrite.config import ModelConfig
 from handwrite.datasets import LineRecord, load_dataset
+from handwrite.errors import HandwriteError
 from handwrite.model import CRNN, BiRNN
 from handwrite.preprocess import (
     LEVEL_MIN_LENGTH,
@@ -80,6 +81,22 @@ def test_reading_settings_turn_a_sloping_line_level_then_crop_it():
     short = _sloping_line(-6.0, width=round(240 * (LEVEL_MIN_LENGTH - 0.5)))
     assert abs(ink_slope(prepare_line(short, 64))) > 5
     assert (prepare_for_reading(short, 64, max_slope=2.0) == prepare_line(short, 64)).all()
+
+
+def test_a_faint_line_that_holds_writing_as_given_is_read_once_turned_level():
+    # Faint thin strokes: contrast enough as given, too little by MIN_CONTRAST once turned (blurred, and the
+    # taller image scaled down more). The line was refused as blank though recognition had found writing.
+    grey = np.full((120, 1200), 230, np.uint8)
+    for x in range(20, 1180, 9):
+        y = round(60 + (x - 600) * np.tan(np.radians(-6.0)))
+        grey[y - 8 : y + 8, x] = 170
+    image = Image.fromarray(grey)
+    with pytest.raises(HandwriteError, match="no writing found"):
+        prepare_line(level(image, ink_slope(prepare_line(image, 64))), 64)
+    read = prepare_for_reading(image, 64, max_slope=2.0)
+    assert abs(ink_slope(read)) < 1 and read.max() == 255  # levelled, and stretched to full contrast
+    with pytest.raises(HandwriteError, match="no writing found"):  # a blank image is still refused
+        prepare_for_reading(Image.fromarray(np.full((120, 1200), 230, np.uint8)), 64, max_slope=2.0)
 
 
 def test_width_batches_group_similar_widths_and_cover_all():
