@@ -137,6 +137,8 @@ print(round(d['ink_height']['p10'] * 20) / 20, round(d['slope']['p90'] * 2) / 2)
 # The network learns the lines as it will read them: on one CPU core with bf16 autocast (2026-12-01, nineteenth
 # session: 26-28 training lines/s, 8,000 steps in 80 minutes), greedy on the real validation sets read as shipped,
 # 11,366 -> 11,190 wrong characters (the same 8,000 steps on lines as given: 11,342; see the model card).
+# A second such cycle from its result (rate 1e-4, 6,700 steps, same or freshly drawn synthetic lines) read them
+# no better (11,266 / 11,249; twentieth session), so one cycle it is.
 if [ "$READ_STEPS" != 0 ]; then
     $HW train "$OUT/mix-train.tsv" "$OUT/synth-tw-en" "$OUT/synth-tw-fr" --train-split train --val "$OUT/mix-val.tsv" \
         --val-split validation --init "$SHIP" -o "$OUT/read" --precision bf16 --batch-size 16 --lr 2e-4 \
