@@ -1005,7 +1005,7 @@ def lm_tune(
         help="With --lexicon: OOV penalties to try, comma-separated (one for all LMs; default: none, words "
         "outside the lexicon are not emitted).",
     ),
-    beam: int = typer.Option(16, "--beam"),
+    beam: int = typer.Option(_SPEC.beam, "--beam", help=f"Beam width (at most {MAX_BEAM})."),
     max_density: Optional[float] = DensityOpt,
     min_ink_height: Optional[float] = InkOpt,
     max_slope: Optional[float] = SlopeOpt,

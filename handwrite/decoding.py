@@ -205,7 +205,7 @@ class PrefixBeamSearch:
     def __init__(
         self,
         alphabet: Alphabet,
-        beam: int = 16,
+        beam: int = DecoderSpec.beam,
         lm_weight: float = 0.0,
         insertion_bonus: float = 0.0,
         prune: float = 1e-3,

@@ -172,6 +172,7 @@ done
 # text it was built from; half the lines keep the grid's beam searches to minutes). Each LM keeps the
 # setting that reads the lines it decodes best (fifteenth session: English alpha 0.5 beta 1.5, French 0.35 / 1.5;
 # seventeenth, with lines cropped to their ink: both 0.5 / 1.5, the French LM's alpha 0.35 and 0.5 tied on characters).
+# The searches run at the default beam width, 32 since the twentieth session (DecoderSpec.beam), as the model reads.
 (head -1 "$OUT/mix-val.tsv"; tail -n +2 "$OUT/mix-val.tsv" | grep -v synth-heldout | awk 'NR%2==1') > "$OUT/mix-val-real-half.tsv"
 # The training sets type the apostrophe two ways (Testaments de Poilus ’, TIME US both, the rest '): the
 # network's ’ is read as ', the keyboard's (2026-11-30, fourteenth session; the model card has the figures).

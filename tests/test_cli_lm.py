@@ -8,6 +8,7 @@ from conftest import COPISTE_MINI, IAM_MINI
 from typer.testing import CliRunner
 
 from handwrite.cli import app
+from handwrite.config import DecoderSpec
 from handwrite.datasets import load_dataset
 from handwrite.decoding import load_spec
 
@@ -87,6 +88,7 @@ def test_tune_saves_settings_that_transcribe_then_uses(model, tmp_path):
     assert len(rows) == 1 + 4 and rows[0]["decoder"] == "greedy"
     spec = load_spec(model)
     assert spec.decoder == "beam" and spec.lm_weight in (0.1, 0.5) and spec.insertion_bonus in (0, 1)
+    assert spec.beam == DecoderSpec().beam  # tuned and saved at the width the model is read with by default
     # The settings travel with the model: moving both keeps the LM reference valid.
     moved = tmp_path / "moved"
     moved.mkdir()
