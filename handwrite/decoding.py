@@ -265,6 +265,9 @@ class PrefixBeamSearch:
                 ext_rows[k] = self.lm_weight * lm.log_probs(lm_state(k))[self.lm_ids] + self.insertion_bonus
             return ext_rows[k]
 
+        # The most an extension adds to its parent's score: the bonus, as LM log-probabilities and OOV
+        # penalties are never positive (with a negative LM weight there is no such bound).
+        ceiling = self.insertion_bonus if lm is None or self.lm_weight >= 0 else math.inf
         # node -> [log P(prefix, ends in blank), log P(prefix, ends in a label)]
         beams: dict[int, list[float]] = {0: [0.0, NEG_INF]}
         for frame_np in log_probs:
@@ -288,32 +291,42 @@ class PrefixBeamSearch:
                 total = _logaddexp(pb, pnb)
                 last = label[node] if node else None
                 base = score[node]
-                for c, bonus in zip(cands.tolist(), ext_row(node)[cands].tolist()):
+                bonuses = None  # the LM's row is looked up only if an extension may make the beam
+                for i, c in enumerate(cands.tolist()):
                     acoustic = (pb if c == last else total) + frame[c]
                     new = child.get((node, c))
-                    if new is None:
-                        step = self._extend(word[node], c)
-                        if step is None:
-                            continue  # the lexicon forbids this character here
-                        new_score = base + bonus + step[1]
-                        if acoustic + new_score < floor:
+                    if new is None or new not in beams:
+                        # A bound checked first, cheaply: an extension adds at most `ceiling` to its parent's
+                        # score, so one that ranks below the floor even so is never made (nor the LM asked).
+                        if acoustic + base + ceiling < floor:
                             continue
-                        new = child[node, c] = len(parent)
-                        parent.append(node)
-                        label.append(c)
-                        word.append(step[0])
-                        score.append(new_score)
-                        states.append(None)
-                        ext_rows.append(None)
-                    elif new not in beams and acoustic + score[new] < floor:
-                        continue
+                        if new is None:
+                            step = self._extend(word[node], c)
+                            if step is None:
+                                continue  # the lexicon forbids this character here
+                            if bonuses is None:
+                                bonuses = ext_row(node)[cands].tolist()
+                            new_score = base + bonuses[i] + step[1]
+                            if acoustic + new_score < floor:
+                                continue
+                            new = child[node, c] = len(parent)
+                            parent.append(node)
+                            label.append(c)
+                            word.append(step[0])
+                            score.append(new_score)
+                            states.append(None)
+                            ext_rows.append(None)
+                        elif acoustic + score[new] < floor:
+                            continue
                     e = nxt.get(new)
                     if e is None:
                         nxt[new] = [NEG_INF, acoustic]  # _logaddexp(NEG_INF, x) is x
                     else:
                         e[1] = _logaddexp(e[1], acoustic)
-            ranked = sorted(nxt.items(), key=lambda item: _logaddexp(*item[1]) + score[item[0]], reverse=True)
-            beams = dict(ranked[: self.beam])
+            if len(nxt) > self.beam:  # else all stay (most frames: blank everywhere, nothing extended)
+                ranked = sorted(nxt.items(), key=lambda item: _logaddexp(*item[1]) + score[item[0]], reverse=True)
+                nxt = dict(ranked[: self.beam])
+            beams = nxt
 
         best, best_score = 0, NEG_INF
         for node, (pb, pnb) in beams.items():

@@ -120,18 +120,21 @@ def _textbook_beam(lp, beam, lm, lm_weight, bonus, prune):
     return list(best), float(np.logaddexp(*beams[best]) + lm_score(best, end=True))
 
 
-@pytest.mark.parametrize("beam", [1, 3, 8])
-def test_narrow_beam_with_lm_matches_the_textbook_search(tmp_path, beam):
-    """The optimised search (trie of prefixes, extensions below the carried prefixes' floor never
-    made) returns what the plain algorithm returns, where the beam really prunes."""
+@pytest.mark.parametrize(
+    "beam, weight, bonus", [(1, 0.7, 0.3), (3, 0.7, 0.3), (8, 0.7, 0.3), (3, -0.4, 0.3), (8, 0.7, -1)]
+)
+def test_narrow_beam_with_lm_matches_the_textbook_search(tmp_path, beam, weight, bonus):
+    """The optimised search (trie of prefixes, extensions that cannot reach the carried prefixes'
+    floor never made, the bound on what an extension adds taken from the weights) returns what the
+    plain algorithm returns, where the beam really prunes, whatever the weights' signs."""
     rng = np.random.default_rng(beam)
     lm = _lm(tmp_path, ["abc dab", "cab bad", "dead beef", "a bead"], order=3)
     alphabet = Alphabet("abcde")
-    search = PrefixBeamSearch(alphabet, beam=beam, prune=0.01, lm_weight=0.7, insertion_bonus=0.3, lm=lm)
+    search = PrefixBeamSearch(alphabet, beam=beam, prune=0.01, lm_weight=weight, insertion_bonus=bonus, lm=lm)
     for _ in range(25):
         lp = _random_ctc(rng, 12, len(alphabet))
         labels, score = search.decode(lp)
-        want, want_score = _textbook_beam(lp, beam, lm, 0.7, 0.3, 0.01)
+        want, want_score = _textbook_beam(lp, beam, lm, weight, bonus, 0.01)
         assert labels == want
         assert score == pytest.approx(want_score, abs=1e-9)
 
