@@ -392,6 +392,12 @@ def train(
         "--init",
         help="Start from this model's weights (fine-tuning); its architecture and height are kept, new characters added.",
     ),
+    add_layers: int = typer.Option(
+        _TRAIN.add_layers,
+        "--add-layers",
+        help="With --init: stack this many residual recurrent layers on its network; they start out adding "
+        "nothing, so training starts from the model as it reads.",
+    ),
     device: str = typer.Option(
         "auto",
         "--device",
@@ -457,6 +463,7 @@ def train(
         seed=seed,
         workers=workers,
         init_from=str(init) if init else None,
+        add_layers=add_layers,
         precision=precision.value,
         warmup_steps=warmup_steps,
         freeze=freeze,

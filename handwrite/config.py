@@ -40,6 +40,10 @@ class ModelConfig:
     lstm_hidden: int = 256  # units per direction of the recurrent layers (LSTM or GRU)
     lstm_layers: int = 3
     cell: str = "lstm"  # or "gru": a quarter fewer recurrent weights
+    # The top this-many recurrent layers add their output to their input, scaled channel by channel by a
+    # weight that starts at zero: layers stacked on a trained network (`train --init M --add-layers N`) leave
+    # it reading exactly as before, and training then finds what they should add.
+    residual_layers: int = 0
     dropout: float = 0.2
     num_classes: int = 0  # alphabet size + blank; set from the codec
 
@@ -51,6 +55,8 @@ class ModelConfig:
             check_number("channels", c, 1, 4096, integer=True)
         check_number("lstm_hidden", self.lstm_hidden, 1, 4096, integer=True)
         check_number("lstm_layers", self.lstm_layers, 1, 32, integer=True)
+        # The first layer reads CNN features, not its own width: it cannot add its output to its input.
+        check_number("residual_layers", self.residual_layers, 0, self.lstm_layers - 1, integer=True)
         check_number("dropout", self.dropout, 0, 1)
         if self.cell not in CELLS:
             raise HandwriteError(f"unknown recurrent cell {self.cell!r}; choose {' or '.join(CELLS)}")
@@ -116,6 +122,7 @@ class TrainConfig:
     save_every: int = 1000  # steps between resumable checkpoints inside an epoch
     keep_epochs: bool = False  # also save each complete epoch's weights as epoch-N.pt (for `handwrite average`)
     init_from: str | None = None  # model whose weights the run started from (fine-tuning), for the record
+    add_layers: int = 0  # recurrent layers stacked on init_from's, residual (ModelConfig.residual_layers)
     precision: str = "fp32"  # or "bf16": autocast on CUDA or CPU (the CTC loss stays in fp32)
     freeze: str = ""  # "cnn": keep the convolutional layers (and their BatchNorm statistics) as they are
     # Weight of a training-only CTC "shortcut" head reading the CNN features directly (Retsinas et al.
@@ -142,6 +149,9 @@ class TrainConfig:
         check_number("workers", self.workers, 0, 256, integer=True)
         check_number("save_every", self.save_every, 1, None, integer=True)
         check_number("shortcut_weight", self.shortcut_weight, 0, 10)
+        check_number("add_layers", self.add_layers, 0, 8, integer=True)
+        if self.add_layers and self.init_from is None:
+            raise HandwriteError("add_layers stacks layers on a trained model: give the model to start from (--init)")
         if self.schedule not in SCHEDULES:
             raise HandwriteError(f"unknown schedule {self.schedule!r}; choose {' or '.join(SCHEDULES)}")
         if self.schedule == "cosine" and self.max_steps is None:

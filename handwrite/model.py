@@ -15,6 +15,25 @@ from torch import nn
 from .config import ModelConfig
 
 
+class Replace(nn.Module):
+    """A plain recurrent layer's output replaces its input."""
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return out
+
+
+class Residual(nn.Module):
+    """A residual recurrent layer's output is added to its input, scaled per channel from zero (ReZero,
+    Bachlechner et al. 2020): stacked on a trained network, the new layer first changes nothing."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.scale = nn.Parameter(torch.zeros(size))
+
+    def forward(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        return x + self.scale * out
+
+
 class BiRNN(nn.Module):
     """Stacked bidirectional LSTM (or GRU) over padded batches, exact for every line's true length.
 
@@ -22,16 +41,21 @@ class BiRNN(nn.Module):
     kernel for a per-step path that was 2.4x slower here. Instead each direction
     is a plain unidirectional LSTM (GRU): the forward one never reads the padding
     before a line's end, and the backward one reads each line reversed within
-    its own length, so its padding also comes last.
+    its own length, so its padding also comes last. The top ``residual`` layers
+    add their output to their input (:class:`Residual`).
     """
 
-    def __init__(self, input_size: int, hidden: int, layers: int, dropout: float, cell: str = "lstm"):
+    def __init__(
+        self, input_size: int, hidden: int, layers: int, dropout: float, cell: str = "lstm", residual: int = 0
+    ):
         super().__init__()
         sizes = [input_size] + [2 * hidden] * (layers - 1)
         rnn = getattr(nn, cell.upper())  # nn.LSTM or nn.GRU (ModelConfig checks the name)
         # The attribute names are the keys of every saved model's weights, GRU ones included.
         self.forward_lstms = nn.ModuleList(rnn(n, hidden) for n in sizes)
         self.backward_lstms = nn.ModuleList(rnn(n, hidden) for n in sizes)
+        # Replace has no weights, so a network without residual layers has the keys it always had.
+        self.joins = nn.ModuleList(Residual(2 * hidden) if k >= layers - residual else Replace() for k in range(layers))
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -40,12 +64,12 @@ class BiRNN(nn.Module):
         lengths = lengths.to(x.device)
         # Frame t of line n <-> frame len_n - 1 - t; padding frames stay put. Its own inverse.
         flip = torch.where(t < lengths, lengths - 1 - t, t).unsqueeze(-1)
-        for k, (fwd, bwd) in enumerate(zip(self.forward_lstms, self.backward_lstms)):
-            if k:
-                x = self.dropout(x)
-            back, _ = bwd(x.gather(0, flip.expand(-1, -1, x.shape[2])))
-            ahead, _ = fwd(x)
-            x = torch.cat([ahead, back.gather(0, flip.expand(-1, -1, back.shape[2]))], -1)
+        for k, (fwd, bwd, join) in enumerate(zip(self.forward_lstms, self.backward_lstms, self.joins)):
+            # A residual layer's input is dropped out, not what it adds to: its output is x itself at first.
+            inp = self.dropout(x) if k else x
+            back, _ = bwd(inp.gather(0, flip.expand(-1, -1, inp.shape[2])))
+            ahead, _ = fwd(inp)
+            x = join(x, torch.cat([ahead, back.gather(0, flip.expand(-1, -1, back.shape[2]))], -1))
         return x
 
 
@@ -70,7 +94,7 @@ class CRNN(nn.Module):
         feat = c_in * (cfg.height >> len(cfg.channels))
         self.dropout = nn.Dropout(cfg.dropout)
         self.features_size = feat
-        self.rnn = BiRNN(feat, cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, cfg.cell)
+        self.rnn = BiRNN(feat, cfg.lstm_hidden, cfg.lstm_layers, cfg.dropout, cfg.cell, cfg.residual_layers)
         self.head = nn.Linear(2 * cfg.lstm_hidden, cfg.num_classes)
         self._init_forget_gate()
 

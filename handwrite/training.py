@@ -23,7 +23,7 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -365,6 +365,12 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
             known = list(init["alphabet"])
             alphabet = Alphabet(known + sorted(set(alphabet.chars) - set(known)))
             model_cfg = ModelConfig(**init["model_config"])
+            if cfg.add_layers:
+                model_cfg = replace(
+                    model_cfg,
+                    lstm_layers=model_cfg.lstm_layers + cfg.add_layers,
+                    residual_layers=model_cfg.residual_layers + cfg.add_layers,
+                )
         model_cfg.num_classes = len(alphabet)
         state = TrainState()
 
@@ -706,8 +712,9 @@ def _drop_records_after(metrics_path: Path, state: TrainState) -> None:
 
 
 def _widened(pretrained: dict, fresh: dict) -> dict:
-    """Pretrained weights with the output layer padded by the fresh model's rows for new characters."""
-    weights = dict(pretrained)
+    """Pretrained weights with the output layer padded by the fresh model's rows for new characters,
+    and the fresh weights of layers the run adds (``--add-layers``)."""
+    weights = {**fresh, **pretrained}
     for name in ("head.weight", "head.bias"):
         rows = pretrained[name].shape[0]
         weights[name] = torch.cat([pretrained[name].to(fresh[name].dtype), fresh[name][rows:]])

@@ -118,7 +118,8 @@ def test_onnx_models_transcribe_without_torch_and_read_as_the_pt_does(trained, t
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_a_gru_model_exports_too(tmp_path, fmt):
+@pytest.mark.parametrize("kind", [dict(cell="gru"), dict(lstm_layers=2, residual_layers=1)])
+def test_gru_and_residual_models_export_too(tmp_path, fmt, kind):
     """export() checks the copy against PyTorch itself and refuses one that disagrees."""
     from conftest import TINY
 
@@ -128,9 +129,11 @@ def test_a_gru_model_exports_too(tmp_path, fmt):
 
     alphabet = Alphabet("abc ")
     torch.manual_seed(0)
-    model = CRNN(ModelConfig(**{**TINY, "cell": "gru", "num_classes": len(alphabet)})).eval()
-    checkpoint.save(tmp_path / "gru.pt", model, alphabet)
-    report = export(tmp_path / "gru.pt", tmp_path / f"gru.{fmt}", fmt)
+    model = CRNN(ModelConfig(**{**TINY, **kind, "num_classes": len(alphabet)})).eval()
+    for join in model.rnn.joins[1:]:
+        torch.nn.init.normal_(join.scale)  # a residual layer that adds something
+    checkpoint.save(tmp_path / "m.pt", model, alphabet)
+    report = export(tmp_path / "m.pt", tmp_path / f"m.{fmt}", fmt)
     assert report.max_abs_diff <= TOLERANCE
-    meta = json.loads((tmp_path / f"gru.{fmt}.json").read_text(encoding="utf-8"))
-    assert meta["model_config"]["cell"] == "gru"
+    meta = json.loads((tmp_path / f"m.{fmt}.json").read_text(encoding="utf-8"))
+    assert {k: meta["model_config"][k] for k in kind} == kind

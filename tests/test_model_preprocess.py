@@ -168,10 +168,12 @@ def test_forget_gate_bias_sums_to_one(cell):
         assert torch.allclose(total, torch.ones(h))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_birnn_ignores_padding_exactly(cell):
+@pytest.mark.parametrize("cell, residual", [("lstm", 0), ("gru", 0), ("lstm", 1)])
+def test_birnn_ignores_padding_exactly(cell, residual):
     torch.manual_seed(0)
-    rnn = BiRNN(4, 5, 2, 0.0, cell)
+    rnn = BiRNN(4, 5, 2, 0.0, cell, residual)
+    for join in rnn.joins[2 - residual :]:
+        torch.nn.init.normal_(join.scale)  # a residual layer that adds something
     x = torch.randn(7, 2, 4)
     batched = rnn(x, torch.tensor([7, 4]))
     x[4:, 1] = 99.0  # whatever the padding holds
@@ -191,6 +193,7 @@ def test_birnn_ignores_padding_exactly(cell):
         (dict(dropout=1.0), "dropout must be < 1"),
         (dict(dropout=-0.1), "dropout must be >= 0"),
         (dict(lstm_layers=0), "lstm_layers must be >= 1"),
+        (dict(lstm_layers=2, residual_layers=2), "residual_layers must be >= 0 and <= 1"),
         (dict(channels=[]), "channels"),
         (dict(cell="transformer"), "unknown recurrent cell 'transformer'; choose lstm or gru"),
         (dict(height=float("nan")), "height must be an integer"),

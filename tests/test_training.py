@@ -310,6 +310,45 @@ def test_freezing_the_cnn_keeps_it_exactly_and_trains_the_rest(trained, tmp_path
     assert bad.exit_code == 2 and "freeze" in bad.output
 
 
+def test_added_layers_stack_on_the_model_and_start_out_reading_as_it(trained, tmp_path):
+    """--add-layers N: N residual recurrent layers on the --init model's, whose output they first leave
+    as it was (their scale starts at zero), so the run starts from the model as it reads."""
+    from handwrite.datasets import load_dataset as load
+    from handwrite.preprocess import load_line, pad_lines, to_unit
+
+    out, _ = trained
+    pre, _, pre_state = checkpoint.load_model(out / "best.pt")
+    run = tmp_path / "deeper"
+    args = [
+        "train",
+        str(IAM_MINI),
+        "-o",
+        str(run),
+        "--train-split",
+        "train",
+        "--val-split",
+        "train",
+        "--add-layers",
+        "1",
+    ]
+    r = runner.invoke(app, [*args, "--init", str(out / "best.pt"), "--max-steps", "1", "--lr", "1e-9", "-q"])
+    assert r.exit_code == 0, r.output
+    model, _, state = checkpoint.load_model(run / "last.pt")
+    cfg = state["model_config"]
+    assert (cfg["lstm_layers"], cfg["residual_layers"]) == (pre_state["model_config"]["lstm_layers"] + 1, 1)
+    assert state["train_config"]["add_layers"] == 1
+    lines = [to_unit(load_line(rec.image, cfg["height"])) for rec in load(IAM_MINI, split="train")[:3]]
+    images, widths = pad_lines(lines)
+    model.cnn.load_state_dict(pre.cnn.state_dict())  # the step moved batch-norm statistics, not weights
+    with torch.no_grad():
+        before, _ = pre.eval()(torch.from_numpy(images), torch.from_numpy(widths))
+        after, _ = model.eval()(torch.from_numpy(images), torch.from_numpy(widths))
+    assert torch.allclose(after, before, atol=1e-5)
+    assert not torch.equal(model.rnn.joins[-1].scale, torch.zeros_like(model.rnn.joins[-1].scale))  # it trains
+    alone = runner.invoke(app, [*args[:-2], "--add-layers", "1", "-o", str(tmp_path / "x")])
+    assert alone.exit_code == 2 and "--init" in alone.output and "Traceback" not in alone.output
+
+
 def test_keep_epochs_then_average_them(tmp_path):
     """--keep-epochs writes each epoch's weights (switchable when resuming); `handwrite average`
     writes their element-wise mean as a model that loads like any other."""
