@@ -176,7 +176,8 @@ class DecoderSpec:
     lexicon: str | list[str] | None = None
     # 32, not 16: the default model's beam search with its LMs read the 2,126 real validation lines of its recipe
     # with 8,409 / 8,364 / 8,336 / 8,260 wrong characters at widths 16 / 24 / 32 / 64; at 32 one line's transcribe
-    # took as long as at 16, a whole eval of 652 lines 1.35 times (64: 2.1 times). Twentieth session, model card.
+    # took as long as at 16, a whole eval of 652 lines 1.35 times (64: 2.1 times). Twentieth session,
+    # models/default/DEVELOPMENT.md.
     beam: int = 32
     lm_weight: float | list[float] = 0.5  # alpha: weight of the LM's log-probability
     insertion_bonus: float | list[float] = 0.0  # beta: added per character, offsets the LM's bias to short outputs
@@ -186,19 +187,19 @@ class DecoderSpec:
     oov_penalty: float | None = None  # with a lexicon: log-penalty per out-of-lexicon word; None forbids them
     # A line whose greedy reading has more characters per output frame than this is stretched along
     # the line to this density and read again (0: each line is read once). Dense writing leaves CTC
-    # too few frames per character; the shipped model's setting is measured in its model card.
+    # too few frames per character; the shipped model's setting is measured in models/default/DEVELOPMENT.md.
     max_density: float = 0.0
     # A line whose ink (the central 90 % of its mass) fills less of its height than this is cropped above
     # and below to fill this much before it is read (0: read as given). Crops cut with a margin wider than
-    # the training lines' read worse; the shipped model's setting is measured in its model card.
+    # the training lines' read worse; the shipped model's setting is measured in models/default/DEVELOPMENT.md.
     min_ink_height: float = 0.0
     # A line whose writing slopes more than this many degrees (fitted through its ink) is turned level
     # before it is read, and then cropped as above (0: read as given). The training lines run nearly level;
-    # the shipped model's setting is measured in its model card.
+    # the shipped model's setting is measured in models/default/DEVELOPMENT.md.
     max_slope: float = 0.0
     # Characters the network writes that are read as another ({"’": "'"}): in every frame the first's
     # probability is added to the second's before decoding, so a model whose training sets typed one sign
-    # two ways writes it one way (the shipped model's case: its model card has the figures).
+    # two ways writes it one way (the shipped model's case: models/default/DEVELOPMENT.md has the figures).
     read_as: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):

@@ -135,7 +135,7 @@ def ink_slope(line: np.ndarray) -> float:
 # or three strip centres, a capital or a descender in one strip reads as a slope. Measured 2026-11-30 on
 # the validation lines under 6 line-heights that max_slope 3 turned (112 in four sets): 4 / 5 / 6 left
 # 426 / 433 / 462 wrong characters, and 0 / 3 / 4 left 239 / 235 / 231 on those under 4; on a LECTAUREP
-# register's short cells (616 turned) 0 / 3 / 4 left 2,055 / 1,906 / 1,875 (model card).
+# register's short cells (616 turned) 0 / 3 / 4 left 2,055 / 1,906 / 1,875 (models/default/DEVELOPMENT.md).
 LEVEL_MIN_LENGTH = 4
 
 
