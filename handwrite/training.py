@@ -79,6 +79,14 @@ def start_distributed(device: str) -> Distributed:
 
     owns = not dist.is_initialized()
     if owns:
+        # DistributedDataParallel imports torch._dynamo, and that import keeps 10 references to a process
+        # group that exists by then (torch 2.14): destroy_process_group could not free the group, gloo's
+        # worker threads lived on into the interpreter's exit, and one that let go of a finished
+        # collective's tensor there aborted the process ("terminate called without an active exception";
+        # a core dump showed it in take_gil under Py_FinalizeEx; 1 two-process run in about 150 under
+        # load, and CI twice). Imported before the group exists, it holds none.
+        import torch._dynamo  # noqa: F401
+
         dist.init_process_group("nccl" if resolve_device(device).type == "cuda" else "gloo")
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), owns)
 
@@ -595,8 +603,8 @@ def _run(run: _Run, val_records, show_progress, log) -> dict:
     finally:
         signals.restore(previous_handlers)
         if ddp.owns_group:
-            # The DDP wrapper's reducer holds the group: release it first, or its threads may be
-            # destroyed mid-use at exit ("terminate called without an active exception", seen rarely).
+            # The DDP wrapper's reducer holds the group: released first, the group (and gloo's threads)
+            # ends here, while the interpreter is whole (see start_distributed).
             run.net = None
             torch.distributed.destroy_process_group()
     log(f"stopped ({stop_reason or 'all epochs done'}); best val CER {state.best_saved_cer:.2%}")

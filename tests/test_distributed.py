@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -138,3 +140,39 @@ def test_unreadable_training_data_stops_every_process(tmp_path):
     assert done.returncode != 0
     assert "no readable line images" in done.stderr  # the first process's reason
     assert "the first process says why" in done.stderr  # the second one's
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc (Linux)")
+def test_the_process_group_and_its_threads_end_with_the_run(tmp_path):
+    """Each process leaves train() with no more threads than it had: gloo's threads that outlived the run
+    reached the interpreter's exit, where one aborted the process now and then (handwrite.training's
+    start_distributed). Deterministic: a group kept alive keeps its threads, every time."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, os
+            import handwrite
+            from handwrite.config import ModelConfig, TrainConfig
+
+            def threads():
+                return len(os.listdir("/proc/self/task"))
+
+            train, val = (handwrite.load_dataset({str(IAM_MINI)!r}, split=s) for s in ("train", "validation"))
+            before = threads()
+            handwrite.train(
+                train, val,
+                {str(tmp_path / "run")!r}, ModelConfig(height=32, lstm_hidden=64, lstm_layers=1),
+                TrainConfig(batch_size=2, max_steps=2, augment=False, workers=0), show_progress=False,
+                log=lambda m: None,
+            )
+            print(json.dumps([before, threads()]))
+            """
+        )
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counts = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(counts) == 2 and all(after == before for before, after in counts), counts
