@@ -156,7 +156,8 @@ fi
 # be what keeps it there. The same lines without augmentation, 6,000 steps from stage 4's packaged weights (twenty-
 # second session: 11,190 -> 11,082 wrong characters greedy on the real validation lines, -0.97 %; 4,500 more such
 # steps read worse, 11,257, overfitting), then the mean of the two networks' weights (twenty-third session: 11,065,
-# -1.1 %; models/default/DEVELOPMENT.md).
+# -1.1 %; models/default/DEVELOPMENT.md). The same step again from the mean (4,500 steps at 2e-4 or 1e-4, each averaged
+# with it) read them no better (11,058 / 11,098), so once it is.
 if [ "$CLEAN_STEPS" != 0 ]; then
     $PY scripts/package_model.py "$SHIP" "$OUT/stage4.pt"
     $HW train "$OUT/mix-train.tsv" "$OUT/synth-tw-en" "$OUT/synth-tw-fr" --train-split train --val "$OUT/mix-val.tsv" \
