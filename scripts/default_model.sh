@@ -206,7 +206,8 @@ DENSITY=$($PY scripts/line_density.py "$MODEL_DIR/model.pt" "$OUT/mix-train.tsv:
 # 1.0-2.5, penalties 2-4); a grid past them (weights 0.2-0.75, bonuses 0.5-1.5, penalties 3-6; twenty-first
 # session, model card) picked the same point, so this one keeps the same 36 points around it. Stage 5's network picked
 # alpha 0.35 for both LMs, beta 0.75 / 1.0 (English / French) and OOV penalty 5, at the grid's edge again; its
-# neighbours read the tuning lines within 0.1 point (twenty-third session, models/default/DEVELOPMENT.md).
+# neighbours read the tuning lines within 0.1 point, and penalty 6 worse (twenty-third session, models/default/
+# DEVELOPMENT.md).
 $HW lm tune -m "$MODEL_DIR/model.pt" "$OUT/mix-val-real-half.tsv" --split validation --max-density "$DENSITY" \
     --min-ink-height "$INK" --max-slope "$SLOPE" \
     --lm "$MODEL_DIR/en-6gram.npz" --lm "$MODEL_DIR/fr-6gram.npz" --weights 0.25,0.35,0.5,0.75 --bonuses 0.75,1.0,1.5 \
