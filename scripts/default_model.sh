@@ -143,11 +143,13 @@ print(round(d['ink_height']['p10'] * 20) / 20, round(d['slope']['p90'] * 2) / 2)
 # 11,366 -> 11,190 wrong characters (the same 8,000 steps on lines as given: 11,342; models/default/DEVELOPMENT.md).
 # A second such cycle from its result (rate 1e-4, 6,700 steps, same or freshly drawn synthetic lines) read them
 # no better (11,266 / 11,249; twentieth session), so one cycle it is.
-if [ "$READ_STEPS" != 0 ]; then
+train_prepared() {   # INIT OUT_DIR STEPS [OPTION...]: stages 4 and 5, the mix on lines prepared for reading
     $HW train "$OUT/mix-train.tsv" "$OUT/synth-tw-en" "$OUT/synth-tw-fr" --train-split train --val "$OUT/mix-val.tsv" \
-        --val-split validation --init "$SHIP" -o "$OUT/read" --precision bf16 --batch-size 16 --lr 2e-4 \
-        --warmup-steps 200 --schedule cosine --max-steps "$READ_STEPS" --max-slope "$SLOPE" --min-ink-height "$INK" \
-        --workers 0 --keep-epochs -q
+        --val-split validation --init "$1" -o "$2" --precision bf16 --batch-size 16 --lr 2e-4 --warmup-steps 200 \
+        --schedule cosine --max-steps "$3" --max-slope "$SLOPE" --min-ink-height "$INK" --workers 0 -q "${@:4}"
+}
+if [ "$READ_STEPS" != 0 ]; then
+    train_prepared "$SHIP" "$OUT/read" "$READ_STEPS" --keep-epochs
     SHIP=$(pick "$OUT/read" --max-slope "$SLOPE" --min-ink-height "$INK")
 fi
 
@@ -160,10 +162,7 @@ fi
 # with it) read them no better (11,058 / 11,098), so once it is.
 if [ "$CLEAN_STEPS" != 0 ]; then
     $PY scripts/package_model.py "$SHIP" "$OUT/stage4.pt"
-    $HW train "$OUT/mix-train.tsv" "$OUT/synth-tw-en" "$OUT/synth-tw-fr" --train-split train --val "$OUT/mix-val.tsv" \
-        --val-split validation --init "$OUT/stage4.pt" -o "$OUT/clean" --no-augment --precision bf16 --batch-size 16 \
-        --lr 2e-4 --warmup-steps 200 --schedule cosine --max-steps "$CLEAN_STEPS" --max-slope "$SLOPE" \
-        --min-ink-height "$INK" --workers 0 -q
+    train_prepared "$OUT/stage4.pt" "$OUT/clean" "$CLEAN_STEPS" --no-augment
     $HW average "$OUT/stage4.pt" "$OUT/clean/best.pt" -o "$OUT/clean/mean.pt"
     SHIP=$OUT/clean/mean.pt
 fi
