@@ -8,6 +8,11 @@
 # Clones each repository into DEST/<name> and checks out its pinned commit; a repository already
 # there at that commit is kept. (On machines without GitHub access, put the repositories there by
 # other means at these commits; scripts/prepare_htr_united.py only reads DEST.)
+# The copies the shipped model and its figures were made from lacked a few page images (the mirrors of the
+# machines it was built on leave out some large files): 16 of the Testaments de Poilus (13 wills, 9 of them
+# whole: those train on a full clone; the validation wills are named in prepare_htr_united.py) and all 45 of
+# LECTAUREP's lectaurep-rigault-6 (one more notary's hand: on a full clone its lines come last in LECTAUREP's
+# validation list, so eval_sets.sh's 1-in-10 sample holds the card's 1,863 lines and about a tenth of them).
 # Never add banq-dcn/Copiste-d-un-jour, jschaefer738b/JosephHookerHTR or
 # PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford: held-out test sets come from them.
 set -euo pipefail

@@ -63,3 +63,26 @@ def test_page_names_with_dots_keep_every_line(tmp_path):
     assert summary["train"] == len(kept) == len(set(kept)) == 8
     texts = sorted((out / name.replace(".png", ".gt.txt")).read_text(encoding="utf-8").strip() for name in kept)
     assert texts == sorted(["Madame Guyot Jeanne", "Sorel-le-Grand", "par Fins", "(Somme)"] * 2)
+
+
+def test_poilus_holds_out_the_same_wills_whatever_page_images_the_checkout_lacks(tmp_path):
+    # Three wills: one of the named validation wills, one training will, and one whose page image is missing
+    # (the checkouts the models were built from lack 16 images). Picked by position among the wills that could
+    # be read, the validation wills changed with the images a checkout held; named, they cannot.
+    data = tmp_path / "src" / "CREMMA-AN-TestamentsDePoilus" / "data" / "batch-1"
+    data.mkdir(parents=True)
+    fixture = "TestamentsDePoilus_will_AD78_0009-1"
+    for will, image in (("AD78_0066-0", True), ("AD78_0009-1", True), ("AD95_0011-0", False)):
+        name = f"TestamentsDePoilus_will_{will}"
+        for suffix in (".jpg", ".xml") if image else (".xml",):
+            src = FIXTURES / "poilus-alto" / f"{fixture}{suffix}"
+            (data / f"{name}{suffix}").write_bytes(src.read_bytes().replace(fixture.encode(), name.encode()))
+
+    summary = prepare_htr_united.prepare("poilus", tmp_path / "src", tmp_path / "out")
+
+    out = tmp_path / "out" / "poilus"
+    held = (out / "validation.txt").read_text(encoding="utf-8").split()
+    trained = (out / "train.txt").read_text(encoding="utf-8").split()
+    assert summary["validation"] == len(held) == 4 and summary["train"] == len(trained) == 4
+    assert all("_will_AD78_0066-0_" in name for name in held)
+    assert all("_will_AD78_0009-1_" in name for name in trained)
