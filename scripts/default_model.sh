@@ -159,7 +159,8 @@ fi
 # second session: 11,190 -> 11,082 wrong characters greedy on the real validation lines, -0.97 %; 4,500 more such
 # steps read worse, 11,257, overfitting), then the mean of the two networks' weights (twenty-third session: 11,065,
 # -1.1 %; models/default/DEVELOPMENT.md). The same step again from the mean (4,500 steps at 2e-4 or 1e-4, each averaged
-# with it) read them no better (11,058 / 11,098), so once it is.
+# with it) read them no better (11,058 / 11,098), nor did a soup of stage 4's weights and three such fine-tunes of them
+# (10,984, -0.7 %; twenty-fourth session), so once it is.
 if [ "$CLEAN_STEPS" != 0 ]; then
     $PY scripts/package_model.py "$SHIP" "$OUT/stage4.pt"
     train_prepared "$OUT/stage4.pt" "$OUT/clean" "$CLEAN_STEPS" --no-augment
