@@ -12,7 +12,7 @@
 # machines it was built on leave out some large files): 16 of the Testaments de Poilus (13 wills, 9 of them
 # whole: those train on a full clone; the validation wills are named in prepare_htr_united.py) and all 45 of
 # LECTAUREP's lectaurep-rigault-6 (one more notary's hand: on a full clone its lines come last in LECTAUREP's
-# validation list, so eval_sets.sh's 1-in-10 sample holds the card's 1,863 lines and about a tenth of them).
+# validation list, so eval_sets.sh's 1-in-10 sample holds the card's 1,863 lines plus a tenth of rigault-6's).
 # Never add banq-dcn/Copiste-d-un-jour, jschaefer738b/JosephHookerHTR or
 # PSL-Chartes-HTR-Students/HN2021-Memorials_Jane_Lathrop_Stanford: held-out test sets come from them.
 set -euo pipefail
