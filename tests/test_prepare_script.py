@@ -12,6 +12,14 @@ prepare_htr_united = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(prepare_htr_united)
 
 
+def _fixture_page(folder, name, image=True):
+    """The ALTO fixture page (and its image, unless ``image`` is False) copied into ``folder`` as ``name``."""
+    fixture = "TestamentsDePoilus_will_AD78_0009-1"
+    for suffix in (".jpg", ".xml") if image else (".xml",):
+        src = FIXTURES / "poilus-alto" / f"{fixture}{suffix}"
+        (folder / f"{name}{suffix}").write_bytes(src.read_bytes().replace(fixture.encode(), name.encode()))
+
+
 def test_lectaurep_leaves_printed_headings_out_and_holds_every_line_out_of_training(tmp_path):
     # A LECTAUREP-like checkout: the real ALTO fixture, its first line retyped as pre-printed.
     register = tmp_path / "src" / "lectaurep-repertoires" / "data" / "lectaurep-x-1"
@@ -51,10 +59,7 @@ def test_page_names_with_dots_keep_every_line(tmp_path):
     data = tmp_path / "src" / "peraire-ground-truth" / "data" / "test"
     data.mkdir(parents=True)
     for n in (5, 12):
-        for suffix in (".jpg", ".xml"):
-            src = FIXTURES / "poilus-alto" / f"TestamentsDePoilus_will_AD78_0009-1{suffix}"
-            text = src.read_bytes().replace(b"TestamentsDePoilus_will_AD78_0009-1", f"test_B.{n}.japon3".encode())
-            (data / f"test_B.{n}.japon3{suffix}").write_bytes(text)
+        _fixture_page(data, f"test_B.{n}.japon3")
 
     summary = prepare_htr_united.prepare("peraire", tmp_path / "src", tmp_path / "out")
 
@@ -71,12 +76,8 @@ def test_poilus_holds_out_the_same_wills_whatever_page_images_the_checkout_lacks
     # be read, the validation wills changed with the images a checkout held; named, they cannot.
     data = tmp_path / "src" / "CREMMA-AN-TestamentsDePoilus" / "data" / "batch-1"
     data.mkdir(parents=True)
-    fixture = "TestamentsDePoilus_will_AD78_0009-1"
     for will, image in (("AD78_0066-0", True), ("AD78_0009-1", True), ("AD95_0011-0", False)):
-        name = f"TestamentsDePoilus_will_{will}"
-        for suffix in (".jpg", ".xml") if image else (".xml",):
-            src = FIXTURES / "poilus-alto" / f"{fixture}{suffix}"
-            (data / f"{name}{suffix}").write_bytes(src.read_bytes().replace(fixture.encode(), name.encode()))
+        _fixture_page(data, f"TestamentsDePoilus_will_{will}", image)
 
     summary = prepare_htr_united.prepare("poilus", tmp_path / "src", tmp_path / "out")
 
