@@ -51,10 +51,11 @@ class LineDataset(torch.utils.data.Dataset):
         workers: int = 1,
         max_slope: float = 0.0,
         min_ink_height: float = 0.0,
+        margin: float = 0.0,
     ):
         """``shared``: take the lines another process decoded and wrote with :meth:`share` (same
         ``records``) instead of decoding them again. ``workers`` > 1: decode in that many processes.
-        ``max_slope``, ``min_ink_height``: prepare the lines as recognition reads them with those
+        ``max_slope``, ``min_ink_height``, ``margin``: prepare the lines as recognition reads them with those
         settings (:func:`~handwrite.preprocess.prepare_for_reading`)."""
         self.alphabet = alphabet
         self.height = height
@@ -63,7 +64,7 @@ class LineDataset(torch.utils.data.Dataset):
             kept, self.widths, self.lines = _map_shared(shared)
             self.records = [records[k] for k in kept]
         else:
-            self._decode(records, advance, workers, (max_slope, min_ink_height))
+            self._decode(records, advance, workers, (max_slope, min_ink_height, margin))
         if not self.records:
             raise HandwriteError(f"no readable line images among {len(self.skipped)} lines (first: {self.skipped[0]})")
         self.unknown: Counter = Counter()
@@ -71,7 +72,9 @@ class LineDataset(torch.utils.data.Dataset):
         self.augment = augment
         self.seed = seed
 
-    def _decode(self, records: Sequence[LineRecord], advance, workers: int, reading: tuple[float, float]) -> None:
+    def _decode(
+        self, records: Sequence[LineRecord], advance, workers: int, reading: tuple[float, float, float]
+    ) -> None:
         self.records: list[LineRecord] = []
         self.kept: list[int] = []  # index in ``records`` of each line kept
         self.lines: list[bytes] | _MappedLines = []  # packed (preprocess.pack_line)

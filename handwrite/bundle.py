@@ -59,6 +59,7 @@ def decoding(
     max_density: float | None = None,
     min_ink_height: float | None = None,
     max_slope: float | None = None,
+    margin: float | None = None,
     read_as: dict[str, str] | None = None,
 ) -> DecoderSpec:
     """The decoding a model gets: the settings saved beside it (else greedy), with every argument
@@ -93,6 +94,7 @@ def decoding(
         "max_density": max_density,
         "min_ink_height": min_ink_height,
         "max_slope": max_slope,
+        "margin": margin,
         "read_as": read_as,  # {} reads every character as written
     }
     spec = replace(spec, **{k: v for k, v in given.items() if v is not None})

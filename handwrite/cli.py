@@ -254,6 +254,12 @@ SlopeOpt = typer.Option(
     help="Turn level the lines whose writing slopes more than this many degrees before reading them (0: read "
     "lines as given; default: the model's saved settings, else 0).",
 )
+MarginOpt = typer.Option(
+    None,
+    "--margin",
+    help="Add this many line heights of paper at each end of a line before reading it (0: none; default: the "
+    "model's saved settings, else 0).",
+)
 ReadAsOpt = typer.Option(
     None,
     "--read-as",
@@ -284,10 +290,16 @@ ModelOpt = typer.Option(
 )
 
 
-def _reading(max_density, min_ink_height, max_slope, read_as) -> dict:
-    """The reading flags (--max-density, --min-ink-height, --max-slope, --read-as) as handwrite.decoding's
+def _reading(max_density, min_ink_height, max_slope, margin, read_as) -> dict:
+    """The reading flags (--max-density, --min-ink-height, --max-slope, --margin, --read-as) as handwrite.decoding's
     arguments; None where not given, so that the saved settings apply."""
-    return dict(max_density=max_density, min_ink_height=min_ink_height, max_slope=max_slope, read_as=_read_as(read_as))
+    return dict(
+        max_density=max_density,
+        min_ink_height=min_ink_height,
+        max_slope=max_slope,
+        margin=margin,
+        read_as=_read_as(read_as),
+    )
 
 
 def _search(lm, lexicon, beam, lm_weight, bonus, oov) -> dict:
@@ -420,6 +432,12 @@ def train(
         help="Crop the training and validation lines whose ink fills less than this fraction of their height, as "
         "`transcribe --min-ink-height` reads them (0: as given). `adapt` uses the starting model's setting.",
     ),
+    margin: float = typer.Option(
+        _TRAIN.margin,
+        "--margin",
+        help="Add this many line heights of paper at each end of the training and validation lines, as "
+        "`transcribe --margin` reads them (0: none). `adapt` uses the starting model's setting.",
+    ),
     keep_epochs: bool = typer.Option(
         False,
         "--keep-epochs",
@@ -471,6 +489,7 @@ def train(
         keep_epochs=keep_epochs,
         max_slope=max_slope,
         min_ink_height=min_ink_height,
+        margin=margin,
     )
     train_records, _ = _read_data(train_data, fmt, train_split, include_err, geometry)
     val_records, _ = _read_data([val] if val else train_data, fmt, val_split, include_err, geometry)
@@ -597,6 +616,7 @@ def evaluate(
     density: Optional[float] = DensityOpt,
     ink: Optional[float] = InkOpt,
     slope: Optional[float] = SlopeOpt,
+    margin: Optional[float] = MarginOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -622,7 +642,7 @@ def evaluate(
     records, unread = _read_data([data], fmt, split, include_err, geometry)
     rows, failed = [], 0
     for m in models:
-        flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, read_as)}
+        flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, margin, read_as)}
         spec, recognizer = _load_recognizer(m, device, batch_size, workers, threads, decoder, flags)
         t0 = time.monotonic()
         ev = Evaluation(ErrorCounts(), [])
@@ -733,6 +753,7 @@ def transcribe(
     density: Optional[float] = DensityOpt,
     ink: Optional[float] = InkOpt,
     slope: Optional[float] = SlopeOpt,
+    margin: Optional[float] = MarginOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     workers: int = WorkersOpt,
     threads: int = ThreadsOpt,
@@ -770,7 +791,7 @@ def transcribe(
         _fail("two inputs would be written to the same file in --out; give them distinct names or separate runs")
     if not in_place and any(t.resolve() == p.resolve() for t, p in zip(targets, pages) if p.exists()):
         _fail("--out is the input folder: the inputs would be overwritten; pass --in-place if that is meant")
-    flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, read_as)}
+    flags = {**_search(lm, lexicon, beam, lm_weight, bonus, oov), **_reading(density, ink, slope, margin, read_as)}
     spec, recognizer = _load_recognizer(model, device, batch_size, workers, threads, decoder, flags)
     rows: list[str] = []
     counts = {"lines": 0, "failed": 0}
@@ -1016,6 +1037,7 @@ def lm_tune(
     max_density: Optional[float] = DensityOpt,
     min_ink_height: Optional[float] = InkOpt,
     max_slope: Optional[float] = SlopeOpt,
+    margin: Optional[float] = MarginOpt,
     read_as: Optional[list[str]] = ReadAsOpt,
     weights: str = typer.Option("0.25,0.5,0.75,1.0,1.5", "--weights", help="LM weights to try, comma-separated."),
     bonuses: str = typer.Option("0,1,2", "--bonuses", help="Insertion bonuses to try, comma-separated."),
@@ -1042,7 +1064,9 @@ def lm_tune(
     if penalties and not lexicon:
         _fail("--oov-penalties needs a --lexicon (without one, every word is free)")
     model = model_path(model)
-    reading = decoding(model, **_reading(max_density, min_ink_height, max_slope, read_as)).reading()  # kept as saved
+    reading = decoding(
+        model, **_reading(max_density, min_ink_height, max_slope, margin, read_as)
+    ).reading()  # kept as saved
     base = replace(
         reading,
         decoder="beam",

@@ -101,6 +101,7 @@ def check_reading(settings) -> None:
     """The line preparation settings that TrainConfig and DecoderSpec share, checked alike."""
     check_number("min_ink_height", settings.min_ink_height, 0, 1)
     check_number("max_slope", settings.max_slope, 0, 45)
+    check_number("margin", settings.margin, 0, 10)
 
 
 @dataclass
@@ -129,10 +130,12 @@ class TrainConfig:
     # 2022 used 0.1): it makes the CNN learn characters before the recurrent layers can; 0 = none.
     shortcut_weight: float = 0.0
     # Training lines prepared with these reading settings (DecoderSpec's, of the same names: turned level
-    # beyond max_slope degrees, cropped to fill min_ink_height), as a model reading that way will see them;
-    # 0: as given. `adapt` takes the starting model's, which the adapted model keeps.
+    # beyond max_slope degrees, cropped to fill min_ink_height, paper of margin line-heights added at each
+    # end), as a model reading that way will see them; 0: as given. `adapt` takes the starting model's, which
+    # the adapted model keeps.
     max_slope: float = 0.0
     min_ink_height: float = 0.0
+    margin: float = 0.0
 
     def __post_init__(self):
         check_reading(self)
@@ -197,6 +200,10 @@ class DecoderSpec:
     # before it is read, and then cropped as above (0: read as given). The training lines run nearly level;
     # the shipped model's setting is measured in models/default/DEVELOPMENT.md.
     max_slope: float = 0.0
+    # Paper added at each end of a line before it is read, in line heights (0: none). The network reads a
+    # line's first and last characters worse than its middle ones, worst on crops cut close to the writing;
+    # the shipped model's setting is measured in models/default/DEVELOPMENT.md.
+    margin: float = 0.0
     # Characters the network writes that are read as another ({"’": "'"}): in every frame the first's
     # probability is added to the second's before decoding, so a model whose training sets typed one sign
     # two ways writes it one way (the shipped model's case: models/default/DEVELOPMENT.md has the figures).
@@ -244,13 +251,14 @@ class DecoderSpec:
                 raise HandwriteError(f"read_as: {dst!r} is read as another itself; map {src!r} to that one")
 
     def reading(self) -> DecoderSpec:
-        """Only how lines and the network's output are read (``max_slope``, ``min_ink_height``, ``max_density``,
-        ``read_as``), decoded greedily: what `lm tune` runs the network with, and what a model keeps when its
+        """Only how lines and the network's output are read (``max_slope``, ``min_ink_height``, ``margin``,
+        ``max_density``, ``read_as``), decoded greedily: what `lm tune` runs the network with, and what a model keeps when its
         search settings cannot apply."""
         return DecoderSpec(
             max_density=self.max_density,
             min_ink_height=self.min_ink_height,
             max_slope=self.max_slope,
+            margin=self.margin,
             read_as=dict(self.read_as),
         )
 

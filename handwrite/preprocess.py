@@ -4,8 +4,9 @@ A line image becomes a uint8 array (height, width) with ink as high values
 (paper 0, ink 255), scaled to a fixed height with its aspect ratio kept and its
 contrast stretched from the paper tone to the darkest strokes; ``pad_lines``
 makes a batch of them the (N, 1, height, width) float array in [0, 1] the network takes.
-When lines are read (not trained on), ``prepare_for_reading`` may first turn a sloping line level and
-crop a wide margin above and below its writing: the reading settings of ``DecoderSpec``.
+When lines are read (not trained on), ``prepare_for_reading`` may first turn a sloping line level,
+crop a wide margin above and below its writing and add paper at both ends: the reading settings of
+``DecoderSpec``.
 No torch here: recognition with an ONNX model runs without it.
 Images that cannot be text lines (blank, 100 times wider than high, a few
 pixels wide) are refused here, for training and recognition alike.
@@ -48,10 +49,12 @@ def read_line_image(source) -> Image.Image:
     return open_image(source)
 
 
-def load_line(source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0) -> np.ndarray:
+def load_line(
+    source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0, margin: float = 0.0
+) -> np.ndarray:
     """Read one line image (a path or a page crop) as uint8 (height, width), ink high, contrast-stretched;
-    with reading settings, levelled and cropped as :func:`prepare_for_reading` does."""
-    return prepare_for_reading(read_line_image(source), height, source, max_slope, min_ink_height)
+    with reading settings, levelled, cropped and given margins as :func:`prepare_for_reading` does."""
+    return prepare_for_reading(read_line_image(source), height, source, max_slope, min_ink_height, margin)
 
 
 def scale_to_height(grey: Image.Image, height: int, source="image") -> Image.Image:
@@ -147,11 +150,17 @@ def level(grey: Image.Image, degrees: float) -> Image.Image:
 
 
 def prepare_for_reading(
-    grey: Image.Image, height: int, source="image", max_slope: float = 0.0, min_ink_height: float = 0.0
+    grey: Image.Image,
+    height: int,
+    source="image",
+    max_slope: float = 0.0,
+    min_ink_height: float = 0.0,
+    margin: float = 0.0,
 ) -> np.ndarray:
     """:func:`prepare_line`, after turning level a line whose writing slopes more than ``max_slope``
     degrees (one at least ``LEVEL_MIN_LENGTH`` line-heights long) and cropping one whose ink fills less
-    than ``min_ink_height`` of its height (0: never): recognition's reading settings (``DecoderSpec``);
+    than ``min_ink_height`` of its height (0: never), with :func:`margin_columns` of paper added at each
+    end: recognition's reading settings (``DecoderSpec``);
     training prepares its lines the same way when its ``TrainConfig`` holds them (``adapt`` takes the
     starting model's), so that a model learns lines as it will read them."""
     line = prepare_line(grey, height, source)
@@ -167,7 +176,17 @@ def prepare_for_reading(
         cropped = crop_to_ink(grey, line, min_ink_height)
         if cropped is not None:
             line = prepare_line(cropped, height, source, refuse_blank=False)
-    return line
+    return add_margin(line, margin_columns(margin, height))
+
+
+def margin_columns(margin: float, height: int) -> int:
+    """The columns of paper that a margin of ``margin`` line heights adds at each end of a line ``height`` high."""
+    return round(margin * height)
+
+
+def add_margin(line: np.ndarray, columns: int) -> np.ndarray:
+    """A prepared line with ``columns`` of paper (0) added at each end."""
+    return np.pad(line, ((0, 0), (columns, columns))) if columns else line
 
 
 def stretch_line(line: np.ndarray, factor: float) -> np.ndarray:
@@ -183,11 +202,13 @@ def pack_line(line: np.ndarray) -> bytes:
     return zlib.compress(np.ascontiguousarray(line).tobytes(), 1)
 
 
-def try_pack_line(source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0) -> tuple[bytes, int] | str:
+def try_pack_line(
+    source, height: int, max_slope: float = 0.0, min_ink_height: float = 0.0, margin: float = 0.0
+) -> tuple[bytes, int] | str:
     """(:func:`pack_line` of :func:`load_line`, its width), or why the image cannot be used: a value
     rather than an exception, so that one bad image does not end a pool's whole map."""
     try:
-        line = load_line(source, height, max_slope, min_ink_height)
+        line = load_line(source, height, max_slope, min_ink_height, margin)
     except HandwriteError as e:
         return str(e)
     return pack_line(line), line.shape[1]

@@ -263,6 +263,7 @@ def adapt(
         init_from=str(start),
         max_slope=spec.max_slope,  # the lines prepared as the adapted model, which keeps them, will read
         min_ink_height=spec.min_ink_height,
+        margin=spec.margin,
         lr=ADAPT_LR,
         warmup_steps=ADAPT_WARMUP,
         max_steps=steps,
@@ -436,7 +437,7 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 
 def _inherit_decoding(init_model: Path, best: Path, new_chars: list[str], log) -> None:
     """Fine-tuning keeps the decoding settings of the model it started from (its LMs, their weights,
-    ``max_density``, ``min_ink_height``, ``max_slope``, ``read_as``) for ``best.pt``, so that an adapted model
+    ``max_density``, ``min_ink_height``, ``max_slope``, ``margin``, ``read_as``) for ``best.pt``, so that an adapted model
     reads the way the one it came from did. An LM cannot score characters that model did not have: with new
     ones, only the reading is kept."""
     spec = load_spec(init_model)
@@ -472,6 +473,7 @@ def training_set(
                 workers=cfg.workers,
                 max_slope=cfg.max_slope,
                 min_ink_height=cfg.min_ink_height,
+                margin=cfg.margin,
             )
 
     ddp = ddp or Distributed()
@@ -502,7 +504,8 @@ def training_set(
 def _run(run: _Run, val_records, show_progress, log) -> dict:
     """The epochs: steps until the epoch, step, time or patience limit, validating after each epoch."""
     cfg, ddp, schedule = run.cfg, run.ddp, Schedule.of(run.cfg)
-    reading = DecoderSpec(max_slope=cfg.max_slope, min_ink_height=cfg.min_ink_height)  # as the lines were trained
+    # as the lines were trained
+    reading = DecoderSpec(max_slope=cfg.max_slope, min_ink_height=cfg.min_ink_height, margin=cfg.margin)
     validator = Recognizer(TorchNetwork(run.model, run.device), run.alphabet, cache=True, decoder=reading)
     ctc = torch.nn.CTCLoss(blank=0, reduction="mean", zero_infinity=True)
     frozen = getattr(run.model, cfg.freeze) if cfg.freeze else None

@@ -172,6 +172,28 @@ def test_lines_denser_than_max_density_are_read_again_stretched():
         DecoderSpec(max_density=-1)
 
 
+def test_a_margin_of_paper_is_added_at_both_ends_and_glyphs_keep_the_images_positions():
+    from handwrite import DecoderSpec, Recognizer
+    from handwrite.codec import Alphabet
+
+    net = _OneCharPerFrame()
+    line = np.full((64, 400), 255, np.uint8)
+    line[20:40, 10:390:6] = 0
+    result = Recognizer(net, Alphabet("ab"), decoder=DecoderSpec(margin=0.25)).read(line)
+    # 0.25 line heights = 16 columns at each end: 432 columns, 54 frames of 8; the first and last 2 are paper.
+    assert net.widths == [432] and len(result.text) == 54 and result.size == (400, 64)
+    assert [g.x0 for g in result.glyphs[:4]] == [0, 0, 0, 8]  # frame 3 starts 8 pixels into the image
+    assert result.glyphs[-1].x1 == 400 and all(0 <= g.x0 <= g.x1 <= 400 for g in result.glyphs)
+    # Read again stretched (54 characters in 54 frames, max_density 0.5): twice as wide, margins too.
+    net.widths = []
+    result = Recognizer(net, Alphabet("ab"), decoder=DecoderSpec(margin=0.25, max_density=0.5)).read(line)
+    assert net.widths == [432, 864] and len(result.glyphs) == 108
+    assert [g.x0 for g in result.glyphs[3:6]] == [0, 0, 4]  # 4 frames of margin; frame 5 starts 4 pixels in
+    for bad in (-0.1, 11):
+        with pytest.raises(handwrite.HandwriteError, match="margin"):
+            DecoderSpec(margin=bad)
+
+
 def test_lines_with_a_wide_margin_are_cropped_to_their_ink_before_reading():
     from handwrite import DecoderSpec, Recognizer
     from handwrite.codec import Alphabet
@@ -222,5 +244,5 @@ def test_a_character_read_as_another_adds_its_probability_to_it():
     for bad in ({"’’": "'"}, {"’": "’"}, {"’": "'", "'": "`"}, {"’": 1}, ["’"]):
         with pytest.raises(handwrite.HandwriteError, match="read_as"):
             DecoderSpec(read_as=bad)
-    reading = dict(max_density=0.4, min_ink_height=0.3, max_slope=2.0, read_as={"’": "'"})
+    reading = dict(max_density=0.4, min_ink_height=0.3, max_slope=2.0, margin=0.1, read_as={"’": "'"})
     assert DecoderSpec(decoder="beam", lm="x.arpa", beam=4, **reading).reading() == DecoderSpec(**reading)

@@ -200,7 +200,7 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
         app,
         ["lm", "tune", *base, "--lm", str(en), "--lm", str(fr), "--weights", "0.5,1", "--bonuses", "1", "-q"]
         + ["--lexicon", words["en"], "--lexicon", words["fr"], "--oov-penalties", "3,8", "--max-density", "0.3"]
-        + ["--min-ink-height", "0.2", "--max-slope", "3"]
+        + ["--min-ink-height", "0.2", "--max-slope", "3", "--margin", "0.1"]
         + ["--json"],
     )
     assert r.exit_code == 0, r.output
@@ -219,7 +219,8 @@ def test_one_lm_per_language_from_build_to_tune_to_eval(model, tmp_path):
     # Tuning again keeps how the lines are read unless told otherwise.
     r = runner.invoke(app, ["lm", "tune", *base, "--lm", str(en), "--weights", "0.5", "--bonuses", "1", "-q"])
     spec = load_spec(model)
-    assert r.exit_code == 0 and (spec.max_density, spec.min_ink_height, spec.max_slope) == (0.3, 0.2, 3), r.output
+    assert r.exit_code == 0, r.output
+    assert (spec.max_density, spec.min_ink_height, spec.max_slope, spec.margin) == (0.3, 0.2, 3, 0.1)
 
 
 def test_lm_perplexity_is_lower_on_the_text_the_lm_knows(tmp_path):

@@ -83,6 +83,14 @@ def test_reading_settings_turn_a_sloping_line_level_then_crop_it():
     assert (prepare_for_reading(short, 64, max_slope=2.0) == prepare_line(short, 64)).all()
 
 
+def test_a_margin_adds_paper_at_both_ends():
+    image = _sloping_line(0.0)
+    plain = prepare_line(image, 64)
+    read = prepare_for_reading(image, 64, margin=0.125)
+    assert read.shape == (64, plain.shape[1] + 16)  # 0.125 line heights: 8 columns at each end
+    assert (read[:, 8:-8] == plain).all() and not read[:, :8].any() and not read[:, -8:].any()
+
+
 def test_a_faint_line_that_holds_writing_as_given_is_read_once_turned_level():
     # Faint thin strokes: contrast enough as given, too little by MIN_CONTRAST once turned (blurred, and the
     # taller image scaled down more). The line was refused as blank though recognition had found writing.
@@ -255,13 +263,13 @@ def test_training_lines_are_kept_packed_and_come_back_exactly():
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_training_lines_can_be_prepared_as_recognition_reads_them(workers):
-    """With reading settings the training lines are the ones prepare_for_reading makes (levelled and
-    cropped), in one process or several; without, the lines as given."""
+    """With reading settings the training lines are the ones prepare_for_reading makes (levelled,
+    cropped, given margins), in one process or several; without, the lines as given."""
     image = _sloping_line(-6.0)
     records = [LineRecord(image, "a", str(k)) for k in range(batching.DECODE_CHUNK * workers)]
     alphabet = Alphabet.from_texts(["a"])
-    read = LineDataset(records, alphabet, 64, workers=workers, max_slope=2.0, min_ink_height=0.45)
-    want = prepare_for_reading(image, 64, max_slope=2.0, min_ink_height=0.45)
+    read = LineDataset(records, alphabet, 64, workers=workers, max_slope=2.0, min_ink_height=0.45, margin=0.1)
+    want = prepare_for_reading(image, 64, max_slope=2.0, min_ink_height=0.45, margin=0.1)
     assert read.widths[-1] == want.shape[1] and np.array_equal(unpack_line(read.lines[-1], 64), want)
     plain = LineDataset(records[:1], alphabet, 64)
     assert np.array_equal(unpack_line(plain.lines[0], 64), prepare_line(image, 64))

@@ -428,7 +428,7 @@ def test_fine_tuning_keeps_the_decoding_of_the_model_it_starts_from(trained, tmp
 
 
 def test_adapt_trains_on_lines_prepared_as_the_adapted_model_will_read_them(trained, tmp_path):
-    """The starting model's reading settings (levelling, cropping) prepare the adapted run's lines, and
+    """The starting model's reading settings (levelling, cropping, margins) prepare the adapted run's lines, and
     stay the adapted model's; `train` takes them as options."""
     import shutil
 
@@ -437,21 +437,23 @@ def test_adapt_trains_on_lines_prepared_as_the_adapted_model_will_read_them(trai
 
     start = tmp_path / "start.pt"
     shutil.copy(trained[0] / "best.pt", start)
-    save_spec(start, DecoderSpec(max_slope=3.0, min_ink_height=0.45))
+    save_spec(start, DecoderSpec(max_slope=3.0, min_ink_height=0.45, margin=0.125))
     run = tmp_path / "hand"
     r = runner.invoke(
         app, ["adapt", str(IAM_MINI), "--split", "train", "-m", str(start), "-o", str(run), "--steps", "1", "-q"]
     )
     assert r.exit_code == 0, r.output
     cfg = checkpoint.load_state(run / "last.pt")["train_config"]
-    assert (cfg["max_slope"], cfg["min_ink_height"]) == (3.0, 0.45)
-    assert load_spec(run / "best.pt") == DecoderSpec(max_slope=3.0, min_ink_height=0.45)
+    assert (cfg["max_slope"], cfg["min_ink_height"], cfg["margin"]) == (3.0, 0.45, 0.125)
+    assert load_spec(run / "best.pt") == DecoderSpec(max_slope=3.0, min_ink_height=0.45, margin=0.125)
 
     args = ["train", str(IAM_MINI), "--train-split", "train", "--val-split", "train", "--init", str(start)]
-    r = runner.invoke(app, [*args, "-o", str(tmp_path / "t"), "--max-steps", "1", "--max-slope", "2", "-q"])
+    r = runner.invoke(
+        app, [*args, "-o", str(tmp_path / "t"), "--max-steps", "1", "--max-slope", "2", "--margin", "0.1", "-q"]
+    )
     assert r.exit_code == 0, r.output
     cfg = checkpoint.load_state(tmp_path / "t" / "last.pt")["train_config"]
-    assert (cfg["max_slope"], cfg["min_ink_height"]) == (2.0, 0.0)
+    assert (cfg["max_slope"], cfg["min_ink_height"], cfg["margin"]) == (2.0, 0.0, 0.1)
     r = runner.invoke(app, [*args, "-o", str(tmp_path / "u"), "--max-slope", "50"])
     assert r.exit_code == 2 and "max_slope" in r.output and not (tmp_path / "u").exists()
 
