@@ -626,7 +626,7 @@ def evaluate(
 
     Besides CER and WER: CER on grapheme clusters with a bootstrap 95 % confidence interval,
     case- and punctuation-insensitive CER, WER on Unicode words, bag-of-words error, insertions,
-    deletions and substitutions, the most frequent confusions and per-page figures."""
+    deletions and substitutions, the most frequent confusions, CER by tenth of the line and per-page figures."""
     import time
 
     from .atomic import atomic_write
@@ -676,6 +676,8 @@ def evaluate(
             typer.echo(f"WER\t{summary['wer']:.2%}\t({summary['word_errors']}/{summary['words']})")
             typer.echo(f"bag-of-words error\t{summary['bow_error_rate']:.2%}")
             typer.echo(f"sub/del/ins\t{summary['substitutions']}/{summary['deletions']}/{summary['insertions']}")
+            tenths = " ".join(f"{r:.1%}" for r in summary["cer_by_position"])
+            typer.echo(f"CER by tenth of the line\t{tenths}")
             top = ", ".join(
                 f"{c['reference'] or '∅'}→{c['hypothesis'] or '∅'} {c['count']}" for c in summary["confusions"][:5]
             )

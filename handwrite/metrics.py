@@ -9,8 +9,8 @@ with (the figures of ``ketos test`` and dinglehopper): CER on grapheme clusters
 (what a reader counts as one character: ``é`` written as e + combining accent is
 one), case- and punctuation-insensitive CER, WER on Unicode word boundaries,
 bag-of-words error (order-free), insertions / deletions / substitutions and the
-most frequent confusions, per-subset figures, and a bootstrap 95 % confidence
-interval for CER.
+most frequent confusions, CER by position along the line, per-subset figures, and a
+bootstrap 95 % confidence interval for CER.
 """
 
 from __future__ import annotations
@@ -154,6 +154,20 @@ def _bow_errors(ref: list[str], hyp: list[str]) -> int:
     return max(len(ref), len(hyp)) - common
 
 
+# ``cer_by_position``: CER in each tenth of the lines (a reference grapheme's tenth of its line). The
+# shipped model's errors gather at line ends (models/default/DEVELOPMENT.md, twenty-fifth session).
+POSITION_BINS = 10
+
+
+def _position_errors(a: list[str], i1: int, i2: int, errors: int) -> np.ndarray:
+    """The tenths of the line where an edit's ``errors`` fall: on the reference graphemes ``i1:i2`` of ``a``
+    it covers; a longer replacement's extra insertions on its last grapheme, a pure insertion on the grapheme
+    after it (the line's last, at its end)."""
+    last = min(max(i2 - 1, i1), len(a) - 1)
+    positions = [min(i1 + n, last) for n in range(errors)]
+    return np.array(positions) * POSITION_BINS // len(a)
+
+
 def analyse(lines: Sequence[LineResult], subsets: Sequence[str] | None = None, seed: int = 0, top: int = 20) -> dict:
     """The detailed figures of an evaluation (see the module docstring). A failed line counts as an
     empty hypothesis, as in :func:`evaluate`."""
@@ -161,6 +175,7 @@ def analyse(lines: Sequence[LineResult], subsets: Sequence[str] | None = None, s
     lengths = np.zeros(len(lines))
     totals = Counter()
     confusions: Counter = Counter()
+    by_position = np.zeros((2, POSITION_BINS))  # errors, reference graphemes
     for k, line in enumerate(lines):
         ref, hyp = line.reference, (line.hypothesis if line.error is None else "") or ""
         a, b = graphemes(ref), graphemes(hyp)
@@ -175,12 +190,15 @@ def analyse(lines: Sequence[LineResult], subsets: Sequence[str] | None = None, s
         totals["word_edits"] += Levenshtein.distance(ref_w, hyp_w)
         totals["bow_errors"] += _bow_errors(ref_w, hyp_w)
         totals["words"] += len(ref_w)
+        if a:
+            np.add.at(by_position[1], np.arange(len(a)) * POSITION_BINS // len(a), 1)
         for tag, i1, i2, j1, j2 in Levenshtein.opcodes(a, b):
             if tag == "equal":
                 continue
-            totals[{"replace": "substitutions", "delete": "deletions", "insert": "insertions"}[tag]] += max(
-                i2 - i1, j2 - j1
-            )
+            errors = max(i2 - i1, j2 - j1)
+            totals[{"replace": "substitutions", "delete": "deletions", "insert": "insertions"}[tag]] += errors
+            if a:  # an empty reference has no positions
+                np.add.at(by_position[0], _position_errors(a, i1, i2, errors), 1)
             if tag == "replace" and i2 - i1 == j2 - j1:
                 confusions.update(zip(a[i1:i2], b[j1:j2]))
             else:
@@ -211,6 +229,7 @@ def analyse(lines: Sequence[LineResult], subsets: Sequence[str] | None = None, s
         "deletions": totals["deletions"],
         "insertions": totals["insertions"],
         "confusions": [{"reference": r, "hypothesis": h, "count": n} for (r, h), n in confusions.most_common(top)],
+        "cer_by_position": [float(e / max(n, 1)) for e, n in zip(*by_position)],
     }
     if subsets is not None:
         groups: dict[str, list[int]] = {}

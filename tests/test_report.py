@@ -54,6 +54,26 @@ def test_analysis_figures():
     assert set(d["subsets"]) == {"h00-001", "h00-002"} and d["subsets"]["h00-002"]["lines"] == 2
 
 
+def test_cer_by_position_puts_each_error_in_its_tenth_of_the_line():
+    def profile(*pairs):
+        return analyse([LineResult(str(k), ref, hyp, None) for k, (ref, hyp) in enumerate(pairs)])["cer_by_position"]
+
+    ten = "abcdefghij"  # one grapheme in each tenth
+    assert profile((ten, "Xbcdefghij")) == [1.0] + [0.0] * 9
+    assert profile((ten, "abcdefghi")) == [0.0] * 9 + [1.0]  # the last letter dropped
+    assert profile((ten, "abcdefghijkl")) == [0.0] * 9 + [2.0]  # two inserted after the last
+    assert profile((ten, "abcdXXXefghij")) == [0.0] * 4 + [3.0] + [0.0] * 5  # inserted before e, the fifth
+    assert profile((ten + ten, ten + "abcdefghiX")) == [0.0] * 9 + [0.5]  # 1 of the last tenth's 2 graphemes
+    # Every error is placed once: the profile weighted by each tenth's graphemes is the edit count.
+    d = analyse([LineResult("a", "Dear Sir, yes", "Dcar sir yes", None), LineResult("b", "lost", None, None, "x")])
+    per_tenth = ([2, 1, 1, 2, 1, 1, 2, 1, 1, 1], [1, 0, 1, 0, 0, 1, 0, 1, 0, 0])  # 13 and 4 graphemes
+    weights = [a + b for a, b in zip(*per_tenth)]
+    assert sum(r * n for r, n in zip(d["cer_by_position"], weights)) == pytest.approx(
+        d["substitutions"] + d["deletions"] + d["insertions"]
+    )
+    assert profile(("", "abc")) == [0.0] * 10  # no reference, no positions
+
+
 def test_subsets_from_line_ids():
     assert group_of("a01-000u-00") == "a01-000u"
     assert group_of("data/page_1:eSc_line_1") == "data/page_1"
