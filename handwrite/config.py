@@ -252,8 +252,8 @@ class DecoderSpec:
 
     def reading(self) -> DecoderSpec:
         """Only how lines and the network's output are read (``max_slope``, ``min_ink_height``, ``margin``,
-        ``max_density``, ``read_as``), decoded greedily: what `lm tune` runs the network with, and what a model keeps when its
-        search settings cannot apply."""
+        ``max_density``, ``read_as``), decoded greedily: what `lm tune` runs the network with, and what a model
+        keeps when its search settings cannot apply."""
         return DecoderSpec(
             max_density=self.max_density,
             min_ink_height=self.min_ink_height,
