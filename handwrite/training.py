@@ -438,8 +438,8 @@ def _setup(ddp, train_records, out, model_cfg, cfg, resume, show_progress, log, 
 def _inherit_decoding(init_model: Path, best: Path, new_chars: list[str], log) -> None:
     """Fine-tuning keeps the decoding settings of the model it started from (its LMs, their weights,
     ``max_density``, ``min_ink_height``, ``max_slope``, ``margin``, ``read_as``) for ``best.pt``, so that an
-    adapted model reads the way the one it came from did. An LM cannot score characters that model did not have: with new
-    ones, only the reading is kept."""
+    adapted model reads the way the one it came from did. An LM cannot score characters that model did not
+    have: with new ones, only the reading is kept."""
     spec = load_spec(init_model)
     if spec is None:
         return
