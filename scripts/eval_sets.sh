@@ -6,7 +6,8 @@
 #
 # REAL_DIR: scripts/prepare_htr_united.py's output (writer-disjoint validation of Testaments de Poilus
 # and CREMMA-MSS-19; every 10th line of LECTAUREP, and all of CREMMA-MSS-20 and Celestine Doniau-Danest's
-# diary: sources never trained on); SYNTH_HELDOUT: `handwrite
+# diary: sources never trained on; the held-out documents of two typewritten sets, EHRI's English and the Tapus
+# Corpus' French); SYNTH_HELDOUT: `handwrite
 # synth` lines drawn with font families held out of training (English text), the stand-in for unseen
 # English hands; TYPED_HELDOUT: typed lines in fixed-pitch faces never trained on (`fetch_fonts.sh DIR
 # typewriter-heldout`). Sets that are absent are skipped.
@@ -16,7 +17,7 @@ SHARED=${SHARED:-../shared/data}
 HW=${HANDWRITE:-.venv/bin/handwrite}
 SETS=("$SHARED/iam-hooker test" "$SHARED/iam-hooker validation" "$SHARED/copiste-fr validation")
 [ -n "$REAL" ] && SETS+=("$REAL/poilus validation" "$REAL/mss19 validation" "$REAL/mss20 validation"
-  "$REAL/celestine validation")
+  "$REAL/celestine validation" "$REAL/ehri validation" "$REAL/tapus validation")
 if [ -f "$REAL/lectaurep/validation.txt" ]; then
   sample=$(mktemp); trap 'rm -f "$sample"' EXIT
   awk 'NR % 10 == 1' "$REAL/lectaurep/validation.txt" > "$sample"

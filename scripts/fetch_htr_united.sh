@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The public handwriting ground truth the default model trains on, and LECTAUREP's registers, CREMMA-MSS-20 and
-# Celestine Doniau-Danest's diary, which it is only evaluated on, at pinned commits (all CC-BY 4.0; attribution
-# in models/default/README.md):
+# Celestine Doniau-Danest's diary, which it is only evaluated on, and two sets of typewritten pages (EHRI's
+# English documents, the Tapus Corpus), at pinned commits (all CC-BY 4.0; attribution in models/default/README.md):
 #
 #   scripts/fetch_htr_united.sh DEST
 #
@@ -25,6 +25,8 @@ REPOS=(
   "lectaurep-repertoires https://github.com/HTR-United/lectaurep-repertoires 3d1c86cf5389265a1ce8b620301d36b4709eb435"
   "CREMMA-MSS-20 https://github.com/HTR-United/CREMMA-MSS-20 f737d0cb53d28edf1573c5956460bfdd58be6267"
   "dataset-celestine-doniau-danest https://github.com/alix-tz/dataset-celestine-doniau-danest 645616d5cc8ffd0d84fd63284cde0647f17a1167"
+  "ehri-dataset https://github.com/FloChiff/ehri-dataset 20a5e002031c1f9e66176133b4602ed439db6521"
+  "tapuscorpus https://github.com/HTR-United/tapuscorpus f18a6afe067bdb213d58ba2b69c3a04013149685"
 )
 mkdir -p "$DEST"
 for entry in "${REPOS[@]}"; do

@@ -9,10 +9,12 @@ normalises the transcription conventions to what a reader of the line would
 type, and writes ``OUT_DIR/<collection>/<page>/<line>.png`` + ``.gt.txt`` with
 writer-disjoint ``train.txt`` / ``validation.txt`` lists.
 
-Conventions: ``^`` marks a superscript (``1^er``) and is dropped (``1er``); lines
-with crossed-out words (``#``, ``[[...]]``, ``<>``), editorial marks (``⋎``, ``{``), unread
-words (``XXX``) or signs nobody types (``ȼ``) are left out, since their images hold ink
-their text does not describe; so are the pre-printed headings of LECTAUREP's registers.
+Conventions: ``^`` marks a superscript (``1^er``) and is dropped (``1er``), as is the ``_`` that
+marks an underlined word (``_word``); ``½`` is typed ``1/2``, as in Hooker's transcriptions; lines
+with crossed-out words (``#``, ``[[...]]``, ``<>``, ``⟦...⟧``), editorial marks (``⋎``, ``{``), unread
+words (``XXX``), handwriting among typed words (``~~~``) or signs nobody types (``ȼ``) are left out,
+since their images hold ink their text does not describe; so are the pre-printed headings of
+LECTAUREP's registers.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import re
 import sys
 import warnings
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +33,8 @@ from handwrite.pagexml import local, read_page_file
 from handwrite.preprocess import read_line_image
 
 HEIGHT = 128  # stored crops: at most this high (the model reads 64), as in ../shared/data
-DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ|<>")
+DROP = re.compile(r"#|\[\[|⋎|\{|XXX|ȼ|<>|~~~|⟦")
+UNDERLINED = re.compile(r"(?<!\S)_(?=\w)")  # Tapus Corpus: "_word" is an underlined word
 
 # The 15 of 146 wills held out of training, by name. They were first picked as every 9th will in name order
 # among those whose page images were there; the checkouts this project's models were built from lack 16 page
@@ -44,6 +48,15 @@ POILUS_HELD_OUT = tuple(
         "AN_0157", "AN_0182", "AN_0201", "AN_0232", "AN_0259", "AN_0291", "AN_0326",
     )
 )  # fmt: skip
+
+
+def _tapus_document(rid: str) -> str:
+    """The document of a Tapus Corpus line: its folder, or for the pages picked at random from Europeana one of
+    five groups of them by a hash of the page's name (so that which are held out does not depend on which page
+    images a checkout holds)."""
+    folder, page = rid.split(":")[0].split("/")[:2]
+    return f"europeana-{zlib.crc32(page.encode()) % 5}" if folder == "europeana-random-selection" else folder
+
 
 # collection -> (folder inside SOURCES_DIR, function: record id -> writer, validation writers: their names, or
 # None for all)
@@ -68,6 +81,20 @@ COLLECTIONS = {
     "mss20": ("CREMMA-MSS-20/data", lambda rid: rid.split("/")[0], None),
     # One diarist's hand, 1914-15, never trained on.
     "celestine": ("dataset-celestine-doniau-danest/data", lambda rid: "celestine", None),
+    # Typewritten English, 1938-43 (EHRI): one document (its pages ``NAME[_EN]_NN``) = one typewriter and typist;
+    # three documents of three series held out.
+    "ehri": (
+        "ehri-dataset/data/english",
+        lambda rid: re.sub(r"(_EN)?_\d+$", "", rid.split(":")[0].split("/")[-1]),
+        ("EHRI-BF-19380509b", "EHRI-DR-19421116-US", "EHRI-ET-WL16560044"),
+    ),
+    # Typewritten French, 1896-1984 (Tapus Corpus): one folder = one document, but for the pages picked at random
+    # from Europeana, each its own; two documents and 1 in 5 of Europeana's pages held out.
+    "tapus": (
+        "tapuscorpus/data",
+        _tapus_document,
+        ("12148-btv1b10581912k", "AN-96AP_1-dossier_1-pièces_1_à_202-début-du-journal-dactylographié", "europeana-0"),
+    ),
 }
 
 
@@ -86,7 +113,7 @@ def _printed_lines(root: Path) -> set[str]:
 def clean(text: str) -> str | None:
     if DROP.search(text):
         return None
-    return normalize_text(text.replace("^", ""))
+    return normalize_text(UNDERLINED.sub("", text.replace("^", "")).replace("½", "1/2"))
 
 
 def prepare(name: str, src: Path, out: Path) -> dict:

@@ -87,3 +87,37 @@ def test_poilus_holds_out_the_same_wills_whatever_page_images_the_checkout_lacks
     assert summary["validation"] == len(held) == 4 and summary["train"] == len(trained) == 4
     assert all("_will_AD78_0066-0_" in name for name in held)
     assert all("_will_AD78_0009-1_" in name for name in trained)
+
+
+def test_typewritten_sets_conventions_underlines_and_handwriting_among_the_type():
+    clean = prepare_htr_united.clean
+    # Tapus Corpus: "_word" is an underlined word, "~~~" a handwritten word among the typed ones, "⟦...⟧" a
+    # crossed-out one; EHRI types "½" where Hooker's transcriptions (and a keyboard) type "1/2".
+    assert clean("le _Conseil _Municipal a décidé") == "le Conseil Municipal a décidé"
+    assert clean("signé ~~~ ~~~") is None and clean("des ⟦blonds⟧ étains") is None
+    assert clean("R. _ Les services que j'ai rendus") == "R. _ Les services que j'ai rendus"  # MSS-19's dash
+    assert clean("9½ miles") == "91/2 miles"
+
+
+def test_ehri_holds_out_whole_documents_and_tapus_pages_by_name(tmp_path):
+    # EHRI: a document's pages are NAME_EN_01, NAME_EN_02, ...; all pages of a held-out document go to validation.
+    data = tmp_path / "src" / "ehri-dataset" / "data" / "english"
+    data.mkdir(parents=True)
+    for page in ("EHRI-BF-19380509b_EN_01", "EHRI-BF-19380509b_EN_02", "EHRI-BF-19380718_EN_01"):
+        _fixture_page(data, page)
+    summary = prepare_htr_united.prepare("ehri", tmp_path / "src", tmp_path / "out")
+    out = tmp_path / "out" / "ehri"
+    held = (out / "validation.txt").read_text(encoding="utf-8").split()
+    trained = (out / "train.txt").read_text(encoding="utf-8").split()
+    assert summary["writers"] == 2 and len(held) == 8 and len(trained) == 4
+    assert all(name.startswith("EHRI-BF-19380509b_EN_0") for name in held)
+    assert all(name.startswith("EHRI-BF-19380718_EN_01") for name in trained)
+    # Tapus: a folder is a document, but Europeana's random pages are grouped by a hash of their names.
+    document = prepare_htr_united._tapus_document
+    assert document("12148-btv1b10581912k/16_7e494_default:eSc_line_1") == "12148-btv1b10581912k"
+    pages = [f"europeana-random-selection/page_{n}:eSc_line_1" for n in range(40)]
+    groups = [document(rid) for rid in pages]
+    assert set(groups) == {f"europeana-{k}" for k in range(5)}
+    # Pinned: a change of the grouping would move pages between train and validation unnoticed.
+    page = "europeana-random-selection/2020601_https___1914_1918_europeana_eu_contributions_14396:eSc_line_1"
+    assert document(page) == "europeana-1"
