@@ -27,6 +27,7 @@ import numpy as np
 
 import handwrite
 from handwrite.datasets import load_dataset
+from handwrite.errors import HandwriteError
 from handwrite.preprocess import ink_extent, ink_slope, prepare_line, read_line_image
 
 
@@ -36,10 +37,14 @@ def measure(records, height: int, reduction: int) -> tuple[list[float], list[flo
     density, ink, slope = [], [], []
     for r in records:
         grey = read_line_image(r.image)
+        try:
+            line = prepare_line(grey, height, r.image)
+        except HandwriteError as e:  # a blank crop (one of TIME US's 1858 lines): nothing to measure
+            print(f"skipped: {e}", file=sys.stderr)
+            continue
         w, h = grey.size
         frames = max(1, round(w * height / h) // reduction)
         density.append(len(r.text) / frames)
-        line = prepare_line(grey, height, r.image)
         ink.append(ink_extent(line)[0] / height)
         slope.append(abs(ink_slope(line)))
     return density, ink, slope

@@ -27,9 +27,14 @@ def test_a_line_twice_as_wide_for_its_text_is_half_as_dense(tmp_path):
         image[8 : 8 + rows, 10:-10:5] = 0
         Image.fromarray(image).save(data / f"{name}.png")
         (data / f"{name}.gt.txt").write_text("x" * 20, encoding="utf-8")
-    out = subprocess.run(
+    # A blank crop (TIME US has one) has nothing to measure: skipped and named, where it used to stop the script.
+    Image.fromarray(np.full((64, 300), 250, np.uint8)).save(data / "blank.png")
+    (data / "blank.gt.txt").write_text("x", encoding="utf-8")
+    done = subprocess.run(
         [sys.executable, str(SCRIPT), str(model), f"{data}:-", f"{data}:-"], check=True, capture_output=True, text=True
-    ).stdout
+    )
+    assert done.stderr.count("blank.png") == 2
+    out = done.stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["data"] for r in rows] == [f"{data}:-", f"{data}:-", "all"]
     assert rows[0]["lines"] == 2 and rows[2]["lines"] == 4
