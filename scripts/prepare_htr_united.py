@@ -81,15 +81,15 @@ COLLECTIONS = {
     "mss20": ("CREMMA-MSS-20/data", lambda rid: rid.split("/")[0], None),
     # One diarist's hand, 1914-15, never trained on.
     "celestine": ("dataset-celestine-doniau-danest/data", lambda rid: "celestine", None),
-    # Typewritten English, 1938-43 (EHRI): one document (its pages ``NAME[_EN]_NN``) = one typewriter and typist;
-    # three documents of three series held out.
+    # Typewritten English, 1938-43 (EHRI): one document (its pages ``NAME[_EN]_NN``), most likely one typewriter
+    # and typist; three documents of three series held out.
     "ehri": (
         "ehri-dataset/data/english",
         lambda rid: re.sub(r"(_EN)?_\d+$", "", rid.split(":")[0].split("/")[-1]),
         ("EHRI-BF-19380509b", "EHRI-DR-19421116-US", "EHRI-ET-WL16560044"),
     ),
-    # Typewritten French, 1896-1984 (Tapus Corpus): one folder = one document, but for the pages picked at random
-    # from Europeana, each its own; two documents and 1 in 5 of Europeana's pages held out.
+    # Typewritten French, 1896-1984 (Tapus Corpus): one folder = one document, but the pages picked at random from
+    # Europeana (each from its own document) fall in five groups by their names; two documents and one group held out.
     "tapus": (
         "tapuscorpus/data",
         _tapus_document,
